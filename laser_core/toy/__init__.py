@@ -1,0 +1,1 @@
+"""Offline toy components (tokenizer, tiny models) for tests and the embedded demo."""
