@@ -1,0 +1,50 @@
+"""Qwen2-VL and Qwen2.5-VL: any-resolution images, 3-D rotary positions (mRoPE).
+
+    Qwen2VLForConditionalGeneration / Qwen2_5_VLForConditionalGeneration
+      .model.visual                  ViT with 14-px patches, 2 x 2 patch merger (sdpa)
+      .model.language_model          Qwen2 decoder: .layers[i].self_attn  <- hooked
+      .lm_head
+
+The processor resizes the image (no crop) so both sides are multiples of 28 and the pixel count
+is within a budget (`smart_resize`); `image_grid_thw` = (1, h, w) in 14-px patches. The image
+becomes (h/2) * (w/2) contiguous `<|image_pad|>` tokens, row-major over 28-px merged blocks: token k
+is block (k // (w/2), k % (w/2)). Each block maps back to the original image by the resize scale.
+Our pixel budget (`LaserConfig.max_visual_tokens`) keeps a 6000 x 4000 upload from exhausting
+memory; a crop is re-encoded at its own resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+from transformers import BatchFeature
+
+from laser_core.adapters.base import ImageGeometry, VLMAdapter, grid_cell_boxes
+from laser_core.config import LaserConfig
+
+
+class Qwen2VLAdapter(VLMAdapter):
+    model_types = ("qwen2_vl", "qwen2_5_vl")
+    reference_static_layer = 22
+    reference_clvs_lambda = 0.7
+
+    @property
+    def merge_size(self) -> int:
+        return int(self.image_processor.merge_size)
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.image_processor.patch_size)
+
+    def images_kwargs(self, config: LaserConfig) -> dict[str, Any]:
+        block = (self.patch_size * self.merge_size) ** 2  # pixels per merged visual token
+        return {"size": {"shortest_edge": config.min_visual_tokens * block,
+                         "longest_edge": config.max_visual_tokens * block}}
+
+    def geometry(self, image: Image.Image, inputs: BatchFeature) -> ImageGeometry:
+        _, h_patches, w_patches = (int(v) for v in inputs["image_grid_thw"][0])
+        grid = (h_patches // self.merge_size, w_patches // self.merge_size)
+        width, height = image.size
+        return ImageGeometry((width, height), grid, grid_cell_boxes(grid, (0, 0, width, height),
+                                                                    image.size))

@@ -1,0 +1,75 @@
+"""The counterfactual image (LASER Sec. 4.3, Eq. 7).
+
+The `k_patches` grid cells with the largest contrastive attention hold the evidence the question
+points at. Filling their footprints (with the processor's mean colour by default) removes that
+evidence; decoding the masked crop next to the real crop tells, token by token, which candidate
+answers depend on it (VAT).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from laser_core.config import MaskFill
+
+
+def patch_count(k_patches: int | float, n_patches: int) -> int:
+    """Number of masked cells: an int is a count, a float in (0, 1) a fraction; at least 1."""
+    if isinstance(k_patches, float):
+        count = int(round(k_patches * n_patches))
+    else:
+        count = int(k_patches)
+    return max(1, min(count, n_patches))
+
+
+def top_cells(heat: np.ndarray, k_patches: int | float) -> np.ndarray:
+    """The cells with the largest map value (ties: earlier in row-major order).
+
+    Args:
+        heat: [rows, cols] map.
+        k_patches: Count or fraction (see `patch_count`).
+
+    Returns:
+        [k, 2] int array of (row, col), largest first.
+    """
+    flat = np.asarray(heat, dtype=np.float64).ravel()
+    k = patch_count(k_patches, flat.size)
+    order = np.argsort(-flat, kind="stable")[:k]
+    return np.stack(np.unravel_index(order, heat.shape), axis=1).astype(np.int64)
+
+
+def mask_cells(
+    image: Image.Image,
+    cell_boxes: np.ndarray,
+    cells: np.ndarray,
+    *,
+    fill: MaskFill = "mean",
+    mean_color: tuple[int, int, int] = (122, 116, 104),
+) -> Image.Image:
+    """A copy of `image` with the footprints of `cells` filled.
+
+    Args:
+        image: Original RGB image.
+        cell_boxes: [rows, cols, 4] footprints in original pixels.
+        cells: [k, 2] (row, col) cells to fill.
+        fill: "mean" (the processor's mean colour), "black", or "blur" (a strong Gaussian blur).
+        mean_color: RGB used by "mean".
+
+    Returns:
+        A new RGB image of the same size.
+    """
+    out = image.convert("RGB").copy()
+    blurred = None
+    if fill == "blur":
+        cell_w = float(np.max(cell_boxes[..., 2] - cell_boxes[..., 0]))
+        blurred = image.convert("RGB").filter(ImageFilter.GaussianBlur(radius=max(2.0, cell_w)))
+    for row, col in cells:
+        x0, y0, x1, y1 = (int(round(v)) for v in cell_boxes[row, col])
+        if x1 <= x0 or y1 <= y0:
+            continue  # a padding cell: no footprint in the original image
+        if blurred is not None:
+            out.paste(blurred.crop((x0, y0, x1, y1)), (x0, y0))
+        else:
+            out.paste(mean_color if fill == "mean" else (0, 0, 0), (x0, y0, x1, y1))
+    return out
