@@ -257,7 +257,9 @@ def make_question(
         return Question(f"What pattern is on the {named}?", target.mark, kind, target.box)
     if kind == "relation":
         pairs = [(a, b, r) for a in objs for b in objs if a is not b for r in RELATIONS
-                 if _relation_holds(a, b, r) and (a is target or len(objs) == 1 or kind)]
+                 if _relation_holds(a, b, r)]
+        about_target = [p for p in pairs if p[0] is target]
+        pairs = about_target or pairs
         if not pairs:
             return None
         a, b, relation = pairs[int(rng.integers(len(pairs)))]
