@@ -1,0 +1,158 @@
+"""Titled heat-map panels with a labelled colour bar, drawn with PIL (fast enough per frame).
+
+A panel is an overlay frame plus a white title strip on top and a vertical colour bar on the
+right. Font sizes follow the panel size, so a 1024-px panel stays legible on a projector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageDraw
+
+from viz.draw import CROP_COLOR, INK, PAPER, draw_box, load_font, text_size, to_rgb_array
+from viz.overlay import OverlayCanvas, colormap_lut
+
+_FONT_FRACTION = 0.045  # font height as a fraction of the panel's longer side
+_MIN_FONT = 14  # smallest font in pixels, however small the panel
+
+
+def _font_px(panel: np.ndarray) -> int:
+    """Base font size in pixels for a panel [h, w, 3]."""
+    return max(_MIN_FONT, round(_FONT_FRACTION * max(panel.shape[:2])))
+
+
+def _ticks(vmin: float, vmax: float) -> list[float]:
+    """A few round tick values inside [vmin, vmax] (just vmin for a flat range)."""
+    if vmax <= vmin:
+        return [vmin]
+    values = MaxNLocator(nbins=4).tick_values(vmin, vmax)
+    span = vmax - vmin
+    return [float(v) for v in values if vmin - 1e-9 * span <= v <= vmax + 1e-9 * span]
+
+
+def _tick_labels(values: Sequence[float]) -> list[str]:
+    """Tick labels with one shared number of decimals (or scientific for extreme values)."""
+    biggest = max(abs(v) for v in values)
+    if biggest and (biggest >= 1e5 or biggest < 1e-3):
+        return [f"{v:.1e}" for v in values]
+    for decimals in range(6):
+        labels = [f"{v:.{decimals}f}" for v in values]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{v:.6g}" for v in values]
+
+
+def _vertical_text(text: str, size: int) -> Image.Image:
+    """`text` rendered on white and rotated to read bottom-to-top."""
+    font = load_font(size)
+    width, height = text_size(text, font)
+    strip = Image.new("RGB", (width + 2, height + 4), PAPER)
+    ImageDraw.Draw(strip).text((1, 2), text, font=font, fill=INK)
+    return strip.rotate(90, expand=True)
+
+
+def add_colorbar(
+    panel: Image.Image | np.ndarray,
+    *,
+    vmin: float,
+    vmax: float,
+    cmap: str = "magma",
+    label: str,
+    title: str | None = None,
+) -> np.ndarray:
+    """Append a labelled vertical colour bar (and optionally a title strip) to a panel.
+
+    Args:
+        panel: uint8 RGB array [h, w, 3] or PIL image, e.g. an overlay frame.
+        vmin: Value of the lowest colour (the bar's bottom).
+        vmax: Value of the highest colour (the bar's top); >= vmin.
+        cmap: Matplotlib colormap name, the one used for the panel.
+        label: What the colours measure, written along the bar (e.g. "attention").
+        title: Text centred in a strip above panel and bar, e.g. "Raw attention · layer 12".
+
+    Returns:
+        New uint8 RGB array [h + title strip, w + bar strip, 3].
+    """
+    image = to_rgb_array(panel)
+    height, width = image.shape[:2]
+    size = _font_px(image)
+    tick_font = load_font(round(size * 0.8))
+    ticks = _ticks(vmin, vmax)
+    labels = _tick_labels(ticks)
+    bar_top, bar_height = round(height * 0.08), round(height * 0.84)
+    bar_width, tick_len, gap = max(12, size), max(4, size // 4), max(6, size // 3)
+    label_img = _vertical_text(label, round(size * 0.85))
+    label_width = max(text_size(text, tick_font)[0] for text in labels)
+    strip_width = gap + bar_width + tick_len + gap + label_width + gap + label_img.width + gap
+    strip = Image.new("RGB", (strip_width, height), PAPER)
+
+    gradient = colormap_lut(cmap)[np.linspace(255, 0, bar_height).round().astype(int)]
+    bar = np.repeat(gradient[:, None, :], bar_width, axis=1)  # [bar_height, bar_width, 3]
+    strip.paste(Image.fromarray(bar), (gap, bar_top))
+    draw = ImageDraw.Draw(strip)
+    draw.rectangle((gap, bar_top, gap + bar_width - 1, bar_top + bar_height - 1), outline=INK)
+    for value, text in zip(ticks, labels, strict=True):
+        fraction = 0.0 if vmax <= vmin else (value - vmin) / (vmax - vmin)
+        y = bar_top + round((1 - fraction) * (bar_height - 1))
+        x = gap + bar_width
+        draw.line((x, y, x + tick_len, y), fill=INK, width=2)
+        draw.text((x + tick_len + gap // 2, y), text, font=tick_font, fill=INK, anchor="lm")
+    label_x = strip_width - gap - label_img.width
+    strip.paste(label_img, (label_x, bar_top + (bar_height - label_img.height) // 2))
+    out = np.concatenate([image, np.asarray(strip)], axis=1)
+    return out if title is None else _add_title(out, title, size)
+
+
+def _add_title(image: np.ndarray, title: str, size: int) -> np.ndarray:
+    """Prepend a white strip with `title` centred (shrunk to fit the width if needed)."""
+    width = image.shape[1]
+    font = load_font(size, bold=True)
+    while size > _MIN_FONT and text_size(title, font)[0] > width - size:
+        size -= 2
+        font = load_font(size, bold=True)
+    strip_height = round(size * 1.8)
+    strip = Image.new("RGB", (width, strip_height), PAPER)
+    ImageDraw.Draw(strip).text(
+        (width // 2, strip_height // 2), title, font=font, fill=INK, anchor="mm"
+    )
+    return np.concatenate([np.asarray(strip), image], axis=0)
+
+
+def heatmap_panel(
+    canvas: OverlayCanvas,
+    heat: np.ndarray,
+    *,
+    title: str,
+    label: str = "attention",
+    box: Sequence[float] | None = None,
+    opacity: float = 0.55,
+    cmap: str = "magma",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    smooth: bool = False,
+) -> np.ndarray:
+    """One titled panel: the map over the image, an optional crop box, and its colour bar.
+
+    Args:
+        canvas: Geometry for the image and grid (reuse it across frames).
+        heat: [rows, cols] map on the visual-token grid, values >= 0.
+        title: Strip above the panel, e.g. "Contrastive attention · layer 17".
+        label: Colour bar label, what the values measure.
+        box: Optional (x0, y0, x1, y1) in ORIGINAL pixels to outline, e.g. the crop box.
+        opacity: Weight of the colour in [0, 1].
+        cmap: Matplotlib colormap name.
+        vmin: Value of the lowest colour (default: minimum over visible cells).
+        vmax: Value of the highest colour (default: maximum over visible cells).
+        smooth: Interpolate between cell centres instead of flat cells.
+
+    Returns:
+        uint8 RGB array [h, w, 3].
+    """
+    lo, hi = canvas.value_range(heat, vmin=vmin, vmax=vmax)
+    frame = canvas.render(heat, opacity=opacity, cmap=cmap, vmin=lo, vmax=hi, smooth=smooth)
+    if box is not None:
+        frame = draw_box(frame, box, color=CROP_COLOR, source_size=canvas.source_size)
+    return add_colorbar(frame, vmin=lo, vmax=hi, cmap=cmap, label=label, title=title)
