@@ -71,29 +71,28 @@ def _axis_lookup(starts: np.ndarray, ends: np.ndarray, src_len: int, dst_len: in
         src_len: Source image length along this axis.
         dst_len: Display image length along this axis.
     """
-    valid = np.flatnonzero(ends > starts)
-    if valid.size == 0:
+    lines = np.flatnonzero(ends > starts)  # non-empty lines, in increasing position
+    if lines.size == 0:
         return _empty_axis()
-    order = valid[np.argsort(starts[valid], kind="stable")]
     centres = (np.arange(dst_len) + 0.5) * (src_len / dst_len)  # display pixel -> source pixel
-    slot = np.searchsorted(starts[order], centres, side="right") - 1
-    inside = (slot >= 0) & (centres < ends[order][slot.clip(0)])
-    index = np.where(inside, order[slot.clip(0)], 0)
+    slot = np.searchsorted(starts[lines], centres, side="right") - 1
+    slot_safe = slot.clip(0)
+    inside = (slot >= 0) & (centres < ends[lines][slot_safe])
     covered = np.flatnonzero(inside)
     if covered.size == 0:  # every cell falls between display pixel centres
         return _empty_axis()
     span = slice(int(covered[0]), int(covered[-1]) + 1)
     # Smoothing interpolates between cell centres (clamped at the outer cells).
-    cell_centres = (starts[order] + ends[order]) / 2
-    position = np.interp(centres[span], cell_centres, np.arange(order.size, dtype=np.float64))
+    cell_centres = (starts[lines] + ends[lines]) / 2
+    position = np.interp(centres[span], cell_centres, np.arange(lines.size, dtype=np.float64))
     lower = np.floor(position).astype(np.intp)
-    upper = np.minimum(lower + 1, order.size - 1)
+    upper = np.minimum(lower + 1, lines.size - 1)
     return _Axis(
         span=span,
-        index=index[span],
+        index=np.where(inside, lines[slot_safe], 0)[span],
         covered=inside[span],
-        lerp_lo=order[lower],
-        lerp_hi=order[upper],
+        lerp_lo=lines[lower],
+        lerp_hi=lines[upper],
         lerp_w=(position - lower).astype(np.float32),
     )
 
@@ -156,8 +155,9 @@ class OverlayCanvas:
     ) -> tuple[float, float]:
         """The colour range used for `heat`: given limits, else min/max over visible cells."""
         values = np.nan_to_num(np.asarray(heat, dtype=np.float64)[self.visible])
-        lo = float(vmin) if vmin is not None else float(values.min(initial=0.0))
-        hi = float(vmax) if vmax is not None else float(values.max(initial=0.0))
+        data_lo, data_hi = (values.min(), values.max()) if values.size else (0.0, 0.0)
+        lo = float(data_lo if vmin is None else vmin)
+        hi = float(data_hi if vmax is None else vmax)
         if vmin is None:  # a given vmax below the data stays the top of the range
             lo = min(lo, hi)
         if vmax is None:
