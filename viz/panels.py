@@ -15,13 +15,15 @@ from PIL import Image, ImageDraw
 from viz.draw import CROP_COLOR, INK, PAPER, draw_box, load_font, text_size, to_rgb_array
 from viz.overlay import OverlayCanvas, colormap_lut
 
-_FONT_FRACTION = 0.045  # font height as a fraction of the panel's longer side
+_FONT_FRACTION = 0.05  # font height as a fraction of sqrt(panel area): ~44 px at 1024 x 768
 _MIN_FONT = 14  # smallest font in pixels, however small the panel
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def _font_px(panel: np.ndarray) -> int:
-    """Base font size in pixels for a panel [h, w, 3]."""
-    return max(_MIN_FONT, round(_FONT_FRACTION * max(panel.shape[:2])))
+    """Base font size in pixels for a panel [h, w, 3]; still legible when shown half-size."""
+    height, width = panel.shape[:2]
+    return max(_MIN_FONT, round(_FONT_FRACTION * (height * width) ** 0.5))
 
 
 def _ticks(vmin: float, vmax: float) -> list[float]:
@@ -33,16 +35,21 @@ def _ticks(vmin: float, vmax: float) -> list[float]:
     return [float(v) for v in values if vmin - 1e-9 * span <= v <= vmax + 1e-9 * span]
 
 
-def _tick_labels(values: Sequence[float]) -> list[str]:
-    """Tick labels with one shared number of decimals (or scientific for extreme values)."""
+def _tick_labels(values: Sequence[float]) -> tuple[list[str], str]:
+    """Exact tick labels with one shared number of decimals, and a unit suffix for the label.
+
+    Very small or large values are shown as multiples of a power of ten, named in the suffix:
+    ticks 0, 2.5, 5 with suffix " (×10⁻⁵)".
+    """
     biggest = max(abs(v) for v in values)
-    if biggest and (biggest >= 1e5 or biggest < 1e-3):
-        return [f"{v:.1e}" for v in values]
-    for decimals in range(6):
-        labels = [f"{v:.{decimals}f}" for v in values]
-        if len(set(labels)) == len(labels):
-            return labels
-    return [f"{v:.6g}" for v in values]
+    exponent = int(np.floor(np.log10(biggest))) if biggest else 0
+    if not -2 <= exponent <= 4:
+        values = [v / 10.0**exponent for v in values]
+    suffix = "" if -2 <= exponent <= 4 else f" (×10{str(exponent).translate(_SUPERSCRIPTS)})"
+    for decimals in range(7):  # fewest decimals that write every tick exactly
+        if all(abs(round(v, decimals) - v) <= 1e-9 * max(1.0, abs(v)) for v in values):
+            break
+    return [f"{v:.{decimals}f}" for v in values], suffix
 
 
 def _vertical_text(text: str, size: int) -> Image.Image:
@@ -81,10 +88,10 @@ def add_colorbar(
     size = _font_px(image)
     tick_font = load_font(round(size * 0.8))
     ticks = _ticks(vmin, vmax)
-    labels = _tick_labels(ticks)
+    labels, suffix = _tick_labels(ticks)
     bar_top, bar_height = round(height * 0.08), round(height * 0.84)
     bar_width, tick_len, gap = max(12, size), max(4, size // 4), max(6, size // 3)
-    label_img = _vertical_text(label, round(size * 0.85))
+    label_img = _vertical_text(label + suffix, round(size * 0.85))
     label_width = max(text_size(text, tick_font)[0] for text in labels)
     strip_width = gap + bar_width + tick_len + gap + label_width + gap + label_img.width + gap
     strip = Image.new("RGB", (strip_width, height), PAPER)

@@ -18,6 +18,7 @@ from viz import (
     fit_for_display,
     heatmap_panel,
 )
+from viz.panels import _tick_labels, _ticks
 
 
 def rgb(color: str) -> np.ndarray:
@@ -122,3 +123,16 @@ def test_fit_for_display_keeps_aspect_and_never_upscales(size, max_side, expecte
 def test_fit_for_display_accepts_greyscale_arrays():
     out = fit_for_display(np.full((50, 80), 7, np.uint8), 40)
     assert out.shape == (25, 40, 3)
+
+
+@pytest.mark.parametrize(
+    ("vmin", "vmax", "labels", "suffix"),
+    [
+        (0.0, 1.0, ["0.00", "0.25", "0.50", "0.75", "1.00"], ""),  # never "0.2" for 0.25
+        (0.0, 1e-4, ["0.00", "0.25", "0.50", "0.75", "1.00"], " (×10⁻⁴)"),
+        (0.0, 250.0, ["0", "80", "160", "240"], ""),
+        (3.0, 3.0, ["3"], ""),
+    ],
+)
+def test_colorbar_tick_labels_are_exact_and_scaled(vmin, vmax, labels, suffix):
+    assert _tick_labels(_ticks(vmin, vmax)) == (labels, suffix)
