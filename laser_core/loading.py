@@ -114,6 +114,8 @@ def load_model(
     source = str(model_id_or_path) if model_id_or_path is not None else str(EMBEDDED_MODEL)
     if model_id_or_path is None and not (EMBEDDED_MODEL / "config.json").is_file():
         raise ModelLoadError(f"the embedded model is missing: no config.json in {EMBEDDED_MODEL}")
+    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+        raise ModelLoadError(f"could not load a model from the folder {source}: no config.json")
     target = pick_device(device)
     torch_dtype = pick_dtype(target, dtype)
     config = _fetch(source, "configuration", lambda: AutoConfig.from_pretrained(source))
