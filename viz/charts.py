@@ -75,7 +75,11 @@ def vaq_chart(
         static_bar.set_linewidth(2.5)
         handles.append(
             Patch(
-                facecolor="white", edgecolor=STATIC_COLOR, hatch="//", lw=2.5, label="static layer"
+                facecolor=BAR_COLOR,
+                edgecolor=STATIC_COLOR,
+                hatch="//",
+                lw=2.5,
+                label="static layer",
             )
         )
     axes.annotate(

@@ -51,59 +51,61 @@ def slide_figure(
     """
     if columns < 1:
         raise ValueError(f"columns must be >= 1, got {columns}")
-    width, height = size
-    margin = round(height * 0.035)
-    title_px, subtitle_px, caption_px = (round(height * f) for f in (0.05, 0.03, 0.028))
     slide = Image.new("RGB", size, PAPER)
+    margin = round(size[1] * 0.035)
+    top = _draw_header(slide, title, subtitle, margin) + margin // 2
+    if panels:
+        n_cols = min(columns, len(panels))
+        n_rows = math.ceil(len(panels) / n_cols)
+        gap = margin // 2
+        cell_w = (size[0] - 2 * margin - (n_cols - 1) * gap) // n_cols
+        cell_h = (size[1] - top - margin - (n_rows - 1) * gap) // n_rows
+        for position, (caption, panel) in enumerate(panels):
+            row, col = divmod(position, n_cols)
+            cell = (margin + col * (cell_w + gap), top + row * (cell_h + gap), cell_w, cell_h)
+            _paste_panel(slide, panel, caption, cell)
+    return np.asarray(slide).copy()
+
+
+def _draw_header(slide: Image.Image, title: str, subtitle: str | None, margin: int) -> int:
+    """Draw the title (and subtitle) at the top left; return the y just below them."""
     draw = ImageDraw.Draw(slide)
-    text_width = width - 2 * margin
+    title_px, subtitle_px = round(slide.height * 0.05), round(slide.height * 0.03)
+    text_width = slide.width - 2 * margin
     y = margin
-    draw.text(
-        (margin, y),
-        _fit_text(title, text_width, title_px, bold=True),
-        font=load_font(title_px, bold=True),
-        fill=INK,
-    )
+    title = _fit_text(title, text_width, title_px, bold=True)
+    draw.text((margin, y), title, font=load_font(title_px, bold=True), fill=INK)
     y += round(title_px * 1.3)
     if subtitle:
-        draw.text(
-            (margin, y),
-            _fit_text(subtitle, text_width, subtitle_px),
-            font=load_font(subtitle_px),
-            fill=MUTED_INK,
-        )
+        subtitle = _fit_text(subtitle, text_width, subtitle_px)
+        draw.text((margin, y), subtitle, font=load_font(subtitle_px), fill=MUTED_INK)
         y += round(subtitle_px * 1.4)
-    if not panels:
-        return np.asarray(slide).copy()
+    return y
 
-    y += margin // 2
-    n_cols = min(columns, len(panels))
-    n_rows = math.ceil(len(panels) / n_cols)
-    gap = margin // 2
-    cell_w = (width - 2 * margin - (n_cols - 1) * gap) // n_cols
-    cell_h = (height - y - margin - (n_rows - 1) * gap) // n_rows
+
+def _paste_panel(
+    slide: Image.Image,
+    panel: np.ndarray | Image.Image,
+    caption: str,
+    cell: tuple[int, int, int, int],
+) -> None:
+    """Scale `panel` to fit the cell (x, y, width, height) and write its caption below it."""
+    x, y, width, height = cell
+    caption_px = round(slide.height * 0.028)
     caption_h = round(caption_px * 1.5)
-    caption_font = load_font(caption_px)
-    for position, (caption, panel) in enumerate(panels):
-        row, col = divmod(position, n_cols)
-        x0 = margin + col * (cell_w + gap)
-        y0 = y + row * (cell_h + gap)
-        image = Image.fromarray(to_rgb_array(panel))
-        scale = min(cell_w / image.width, (cell_h - caption_h) / image.height)
-        fitted = image.resize(
-            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-            Image.Resampling.LANCZOS,
-        )
-        top = y0 + (cell_h - caption_h - fitted.height) // 2  # centre image + caption in cell
-        slide.paste(fitted, (x0 + (cell_w - fitted.width) // 2, top))
-        draw.text(
-            (x0 + cell_w // 2, top + fitted.height + caption_h // 2),
-            _fit_text(caption, cell_w, caption_px),
-            font=caption_font,
-            fill=INK,
-            anchor="mm",
-        )
-    return np.asarray(slide).copy()
+    image = Image.fromarray(to_rgb_array(panel))
+    scale = min(width / image.width, (height - caption_h) / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    fitted = image.resize(size, Image.Resampling.LANCZOS)
+    top = y + (height - caption_h - fitted.height) // 2  # centre image + caption in the cell
+    slide.paste(fitted, (x + (width - fitted.width) // 2, top))
+    ImageDraw.Draw(slide).text(
+        (x + width // 2, top + fitted.height + caption_h // 2),
+        _fit_text(caption, width, caption_px),
+        font=load_font(caption_px),
+        fill=INK,
+        anchor="mm",
+    )
 
 
 def save_png(image: np.ndarray | Image.Image, path: str | os.PathLike[str]) -> Path:

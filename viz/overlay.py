@@ -153,8 +153,20 @@ class OverlayCanvas:
     def value_range(
         self, heat: np.ndarray, *, vmin: float | None = None, vmax: float | None = None
     ) -> tuple[float, float]:
-        """The colour range used for `heat`: given limits, else min/max over visible cells."""
-        values = np.nan_to_num(np.asarray(heat, dtype=np.float64)[self.visible])
+        """The colour range used for `heat`: given limits, else min/max over visible cells.
+
+        Cells outside the image (e.g. LLaVA's padding) are not shown, so they do not stretch
+        the range.
+
+        Args:
+            heat: [rows, cols] map on the visual-token grid.
+            vmin: Fixed lower limit, or None for the data minimum.
+            vmax: Fixed upper limit, or None for the data maximum.
+
+        Returns:
+            (lo, hi) with lo <= hi.
+        """
+        values = np.nan_to_num(self._checked(heat)[self.visible])
         data_lo, data_hi = (values.min(), values.max()) if values.size else (0.0, 0.0)
         lo = float(data_lo if vmin is None else vmin)
         hi = float(data_hi if vmax is None else vmax)
@@ -189,9 +201,7 @@ class OverlayCanvas:
         Returns:
             New uint8 RGB array [h, w, 3] of `display_size`.
         """
-        heat = np.nan_to_num(np.asarray(heat, dtype=np.float32))
-        if heat.shape != self.grid_shape:
-            raise ValueError(f"heat must have shape {self.grid_shape}, got {heat.shape}")
+        heat = np.nan_to_num(self._checked(heat))
         if not 0.0 <= opacity <= 1.0:
             raise ValueError(f"opacity must be in [0, 1], got {opacity}")
         lo, hi = self.value_range(heat, vmin=vmin, vmax=vmax)
@@ -214,6 +224,13 @@ class OverlayCanvas:
         for channel in range(3):  # one plane at a time: much faster than a 3-byte strided copy
             np.copyto(region[:, :, channel], rgbx[:, :, channel], where=self._inside)
         return out
+
+    def _checked(self, heat: np.ndarray) -> np.ndarray:
+        """`heat` as float32 [rows, cols], or a ValueError naming the expected shape."""
+        heat = np.asarray(heat, dtype=np.float32)
+        if heat.shape != self.grid_shape:
+            raise ValueError(f"heat must have shape {self.grid_shape}, got {heat.shape}")
+        return heat
 
     def _smooth_levels(self, units: np.ndarray) -> np.ndarray:
         """Separable bilinear interpolation of grid level units at the display pixels.
@@ -238,13 +255,19 @@ class OverlayCanvas:
         return bottom.astype(np.uint8)
 
     def _packed_base_term(self, alpha: int) -> np.ndarray:
-        """floor(region * (1 - a)) packed as uint32 RGBx [h', w'], cached for the last alpha."""
-        if self._base_term is None or self._base_term[0] != alpha:
+        """floor(region * (1 - a)) packed as uint32 RGBx [h', w'], cached for the last alpha.
+
+        The cache is one (alpha, term) tuple read and replaced whole, so concurrent renders
+        with different opacities never mix terms.
+        """
+        cached = self._base_term
+        if cached is None or cached[0] != alpha:
             region = self.base[self._rows.span, self._cols.span].astype(np.uint16)
             term = np.zeros((*region.shape[:2], 4), dtype=np.uint8)
             term[:, :, :3] = (region * (_ALPHA_ONE - alpha)) >> 8
-            self._base_term = (alpha, term.view(np.uint32)[:, :, 0])
-        return self._base_term[1]
+            cached = (alpha, term.view(np.uint32)[:, :, 0])
+            self._base_term = cached
+        return cached[1]
 
 
 def _line_extents(
