@@ -60,8 +60,12 @@ def bench(model: str, size: int, repeats: int) -> None:
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), np.uint8))
     inputs = vlm.adapter.encode(["What is in the picture?"], [image], LaserConfig())
     inputs = inputs.to(vlm.device)
-    eager = type(vlm.model).from_pretrained(model, attn_implementation="eager",
-                                            dtype=vlm.dtype).to(vlm.device).eval()
+    eager = (
+        type(vlm.model)
+        .from_pretrained(model, attn_implementation="eager", dtype=vlm.dtype)
+        .to(vlm.device)
+        .eval()
+    )
 
     def run_eager() -> None:
         with torch.inference_mode():
@@ -71,9 +75,11 @@ def bench(model: str, size: int, repeats: int) -> None:
     t_capture, m_capture = _measure(lambda: _capture(vlm, inputs), vlm.device, repeats)
     t_eager, m_eager = _measure(run_eager, vlm.device, repeats)
     tokens = int(inputs["input_ids"].shape[1])
-    print(f"{vlm.model.config.model_type:>10} {tokens:>6} tokens | capture {t_capture * 1e3:8.1f} ms "
-          f"+{m_capture:7.1f} MB | eager {t_eager * 1e3:8.1f} ms +{m_eager:7.1f} MB | "
-          f"eager/capture time x{t_eager / t_capture:.2f}")
+    print(
+        f"{vlm.model.config.model_type:>10} {tokens:>6} tokens | capture {t_capture * 1e3:8.1f} ms "
+        f"+{m_capture:7.1f} MB | eager {t_eager * 1e3:8.1f} ms +{m_eager:7.1f} MB | "
+        f"eager/capture time x{t_eager / t_capture:.2f}"
+    )
 
 
 def main() -> None:

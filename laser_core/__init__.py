@@ -1,9 +1,9 @@
 """LASER: layer-adaptive attention-guided visual localization and decoding enhancement.
 
-    vlm = load_model()                                   # the embedded model; or a hub id / folder
-    result = explain(vlm, "photo.jpg", "What colour is the mug?")
-    print(result.answer, result.layer)
-    run_method(vlm, "photo.jpg", "What colour is the mug?", "vicrop").answer
+vlm = load_model()                                   # the embedded model; or a hub id / folder
+result = explain(vlm, "photo.jpg", "What colour is the mug?")
+print(result.answer, result.layer)
+run_method(vlm, "photo.jpg", "What colour is the mug?", "vicrop").answer
 """
 
 from laser_core.config import LaserConfig
@@ -23,9 +23,31 @@ from laser_core.pipeline import METHODS, MethodResult, explain, run_method
 from laser_core.result import LaserResult
 
 __all__ = [
-    "EMBEDDED_MODEL", "HUB_MODELS", "METHODS", "VLM", "Candidate", "DecodeStep", "LaserConfig",
-    "LaserResult", "MethodResult", "ModelLoadError", "all_layer_maps", "box_mass_share",
-    "contrastive_attention", "crop_box", "crop_size", "explain", "head_vaq", "layer_maps",
-    "load_model", "mask_cells", "relative_attention", "run_method", "select_layer", "top_cells",
-    "vaq", "vat_logits", "vcd_logits",
+    "EMBEDDED_MODEL",
+    "HUB_MODELS",
+    "METHODS",
+    "VLM",
+    "Candidate",
+    "DecodeStep",
+    "LaserConfig",
+    "LaserResult",
+    "MethodResult",
+    "ModelLoadError",
+    "all_layer_maps",
+    "box_mass_share",
+    "contrastive_attention",
+    "crop_box",
+    "crop_size",
+    "explain",
+    "head_vaq",
+    "layer_maps",
+    "load_model",
+    "mask_cells",
+    "relative_attention",
+    "run_method",
+    "select_layer",
+    "top_cells",
+    "vaq",
+    "vat_logits",
+    "vcd_logits",
 ]

@@ -19,11 +19,14 @@ from laser_core.pipeline import METHODS, explain, run_method
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m laser_core", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m laser_core", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("image", help="path of the image")
     parser.add_argument("question", help="the question about the image")
-    parser.add_argument("--model", default=None,
-                        help="hub id or local folder (default: the embedded model)")
+    parser.add_argument(
+        "--model", default=None, help="hub id or local folder (default: the embedded model)"
+    )
     parser.add_argument("--method", default="laser", choices=METHODS)
     parser.add_argument("--out", default=None, help="folder to save the LASER result into")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best)")
@@ -37,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.method == "laser":
             result = explain(vlm, args.image, args.question, LaserConfig())
             print(f"answer: {result.answer}")
-            print(f"chosen layer: {result.layer} (static layer {result.static_layer}; "
-                  f"VAT {'applied' if result.vat_applied else 'not applied'})")
+            print(
+                f"chosen layer: {result.layer} (static layer {result.static_layer}; "
+                f"VAT {'applied' if result.vat_applied else 'not applied'})"
+            )
             print(f"vanilla answer: {result.baseline_answer}")
             if args.out is not None:
                 print(f"saved: {result.save(args.out)}")

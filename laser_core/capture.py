@@ -36,8 +36,14 @@ class AttentionHook(Protocol):
     """Called by the attention function of every hooked layer, before the output is computed."""
 
     def __call__(
-        self, module: nn.Module, query: Tensor, key: Tensor, value: Tensor,
-        attention_mask: Tensor | None, scaling: float, **kwargs: Any,
+        self,
+        module: nn.Module,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attention_mask: Tensor | None,
+        scaling: float,
+        **kwargs: Any,
     ) -> Tensor | None:
         """Return None to let SDPA compute the output, or the output [batch, query, head, dim]."""
 
@@ -108,8 +114,14 @@ class AttentionRecorder:
         self.rows: dict[int, Tensor] = {}
 
     def __call__(
-        self, module: nn.Module, query: Tensor, key: Tensor, value: Tensor,
-        attention_mask: Tensor | None, scaling: float, **kwargs: Any,
+        self,
+        module: nn.Module,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attention_mask: Tensor | None,
+        scaling: float,
+        **kwargs: Any,
     ) -> None:
         layer = int(module.layer_idx)
         if query.shape[2] == 1 or layer in self.rows:

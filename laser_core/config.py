@@ -77,15 +77,27 @@ class LaserConfig:
     def __post_init__(self) -> None:
         _check(self.k_heads >= 1, "k_heads", self.k_heads, ">= 1")
         if self.allowed_layers is not None:
-            _check(len(self.allowed_layers) > 0, "allowed_layers", self.allowed_layers,
-                   "a non-empty tuple of layer indices or None")
+            _check(
+                len(self.allowed_layers) > 0,
+                "allowed_layers",
+                self.allowed_layers,
+                "a non-empty tuple of layer indices or None",
+            )
             for layer in self.allowed_layers:
-                _check(isinstance(layer, int) and layer >= 0, "allowed_layers",
-                       self.allowed_layers, "layer indices >= 0")
+                _check(
+                    isinstance(layer, int) and layer >= 0,
+                    "allowed_layers",
+                    self.allowed_layers,
+                    "layer indices >= 0",
+                )
         for name in ("force_layer", "static_layer", "clvs_check_from"):
             value = getattr(self, name)
-            _check(value is None or (isinstance(value, int) and value >= 0), name, value,
-                   "None or an integer >= 0")
+            _check(
+                value is None or (isinstance(value, int) and value >= 0),
+                name,
+                value,
+                "None or an integer >= 0",
+            )
         _check(self.relative_eps > 0, "relative_eps", self.relative_eps, "> 0")
         _check(0 < self.crop_ratio <= 1, "crop_ratio", self.crop_ratio, "(0, 1]")
         _check(self.crop_min >= 1, "crop_min", self.crop_min, ">= 1")
@@ -95,27 +107,48 @@ class LaserConfig:
             _check(self.k_patches >= 1, "k_patches", self.k_patches, "an int >= 1")
         else:
             _check(0 < self.k_patches < 1, "k_patches", self.k_patches, "a float in (0, 1)")
-        _check(self.mask_fill in ("mean", "black", "blur"), "mask_fill", self.mask_fill,
-               "'mean', 'black' or 'blur'")
+        _check(
+            self.mask_fill in ("mean", "black", "blur"),
+            "mask_fill",
+            self.mask_fill,
+            "'mean', 'black' or 'blur'",
+        )
         _check(math.isfinite(self.alpha) and self.alpha >= 0, "alpha", self.alpha, ">= 0")
-        _check(self.vat_mode in ("always", "adaptive", "off"), "vat_mode", self.vat_mode,
-               "'always', 'adaptive' or 'off'")
-        _check(self.decoding in ("greedy", "sample"), "decoding", self.decoding,
-               "'greedy' or 'sample'")
+        _check(
+            self.vat_mode in ("always", "adaptive", "off"),
+            "vat_mode",
+            self.vat_mode,
+            "'always', 'adaptive' or 'off'",
+        )
+        _check(
+            self.decoding in ("greedy", "sample"), "decoding", self.decoding, "'greedy' or 'sample'"
+        )
         _check(self.temperature > 0, "temperature", self.temperature, "> 0")
         _check(self.seed >= 0, "seed", self.seed, ">= 0")
         _check(1 <= self.max_new_tokens <= 512, "max_new_tokens", self.max_new_tokens, "1..512")
         _check(1 <= self.top_candidates <= 50, "top_candidates", self.top_candidates, "1..50")
         _check(self.min_visual_tokens >= 1, "min_visual_tokens", self.min_visual_tokens, ">= 1")
-        _check(self.max_visual_tokens >= max(4, self.min_visual_tokens), "max_visual_tokens",
-               self.max_visual_tokens, ">= 4 and >= min_visual_tokens")
+        _check(
+            self.max_visual_tokens >= max(4, self.min_visual_tokens),
+            "max_visual_tokens",
+            self.max_visual_tokens,
+            ">= 4 and >= min_visual_tokens",
+        )
         _check(self.vcd_alpha >= 0, "vcd_alpha", self.vcd_alpha, ">= 0")
         _check(0 <= self.vcd_beta <= 1, "vcd_beta", self.vcd_beta, "[0, 1]")
         _check(self.vcd_steps >= 1, "vcd_steps", self.vcd_steps, ">= 1")
-        _check(0 <= self.vcd_noise_step < self.vcd_steps, "vcd_noise_step", self.vcd_noise_step,
-               f"[0, vcd_steps) = [0, {self.vcd_steps})")
-        _check(self.clvs_lambda is None or 0 <= self.clvs_lambda <= 1, "clvs_lambda",
-               self.clvs_lambda, "None or [0, 1]")
+        _check(
+            0 <= self.vcd_noise_step < self.vcd_steps,
+            "vcd_noise_step",
+            self.vcd_noise_step,
+            f"[0, vcd_steps) = [0, {self.vcd_steps})",
+        )
+        _check(
+            self.clvs_lambda is None or 0 <= self.clvs_lambda <= 1,
+            "clvs_lambda",
+            self.clvs_lambda,
+            "None or [0, 1]",
+        )
         _check(0 <= self.clvs_gamma <= 1, "clvs_gamma", self.clvs_gamma, "[0, 1]")
         _check(0 <= self.clvs_delta <= 1, "clvs_delta", self.clvs_delta, "[0, 1]")
         _check(self.clvs_top_logits >= 2, "clvs_top_logits", self.clvs_top_logits, ">= 2")

@@ -18,7 +18,9 @@ Box = tuple[int, int, int, int]
 _TIE_RTOL = 1e-6
 
 
-def crop_size(width: int, height: int, *, ratio: float = 0.5, minimum: int = 224) -> tuple[int, int]:
+def crop_size(
+    width: int, height: int, *, ratio: float = 0.5, minimum: int = 224
+) -> tuple[int, int]:
     """Crop side lengths: `max(ratio * side, minimum)`, capped at the image side."""
     crop_w = min(width, max(int(round(ratio * width)), minimum))
     crop_h = min(height, max(int(round(ratio * height)), minimum))

@@ -88,7 +88,12 @@ class _Picker(LogitsProcessor):
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
     def _record(
-        self, token_id: int, z_plus: Tensor, z_minus: Tensor, vat: Tensor, combined: Tensor,
+        self,
+        token_id: int,
+        z_plus: Tensor,
+        z_minus: Tensor,
+        vat: Tensor,
+        combined: Tensor,
         decision: Tensor,
     ) -> DecodeStep:
         k = min(self.config.top_candidates, decision.shape[-1])
@@ -98,14 +103,21 @@ class _Picker(LogitsProcessor):
         probs = [torch.softmax(t, dim=-1) for t in (z_plus, z_minus, combined)]
         candidates = tuple(
             Candidate(
-                token=self._piece(i), token_id=i, z_plus=float(z_plus[i]),
-                z_minus=float(z_minus[i]), vat=float(vat[i]), score=float(combined[i]),
-                p_plus=float(probs[0][i]), p_minus=float(probs[1][i]), p_score=float(probs[2][i]),
+                token=self._piece(i),
+                token_id=i,
+                z_plus=float(z_plus[i]),
+                z_minus=float(z_minus[i]),
+                vat=float(vat[i]),
+                score=float(combined[i]),
+                p_plus=float(probs[0][i]),
+                p_minus=float(probs[1][i]),
+                p_score=float(probs[2][i]),
             )
             for i in ids
         )
-        return DecodeStep(len(self.steps), self._piece(token_id), token_id, self.use_combined,
-                          candidates)
+        return DecodeStep(
+            len(self.steps), self._piece(token_id), token_id, self.use_combined, candidates
+        )
 
     def _piece(self, token_id: int) -> str:
         return str(self.tokenizer.convert_ids_to_tokens(token_id))

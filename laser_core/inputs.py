@@ -79,7 +79,9 @@ def _open(path: Path) -> Image.Image:
     try:
         with Image.open(path) as opened:
             if opened.width * opened.height > MAX_PIXELS:
-                raise ValueError(f"the image {path} is too large ({opened.width} x {opened.height})")
+                raise ValueError(
+                    f"the image {path} is too large ({opened.width} x {opened.height})"
+                )
             opened = ImageOps.exif_transpose(opened)
             opened.load()
             return opened.copy()

@@ -121,10 +121,15 @@ def load_model(
     config = _fetch(source, "configuration", lambda: AutoConfig.from_pretrained(source))
     family = adapter_class(config.model_type)
     model_class = _MODEL_CLASSES[config.model_type]
-    model = _fetch(source, "weights", lambda: model_class.from_pretrained(
-        source, dtype=torch_dtype,
-        attn_implementation={"text_config": ATTENTION_NAME, "vision_config": "sdpa"},
-    ))
+    model = _fetch(
+        source,
+        "weights",
+        lambda: model_class.from_pretrained(
+            source,
+            dtype=torch_dtype,
+            attn_implementation={"text_config": ATTENTION_NAME, "vision_config": "sdpa"},
+        ),
+    )
     model = model.to(target).eval()
     model.generation_config = _plain_generation_config(model.generation_config)
     processor = _fetch(source, "processor", lambda: _load_processor(source, config.model_type))
@@ -158,15 +163,18 @@ def _fetch(source: str, what: str, load: Any) -> Any:
     """Run a loader, turning hub and file errors into one readable ModelLoadError."""
     try:
         return load()
-    except (OSError, EnvironmentError) as error:  # hub errors subclass OSError
+    except OSError as error:  # hub errors subclass OSError
         local = Path(source).exists()
         where = f"the folder {source}" if local else f"the hub id {source!r}"
         hint = (
-            "the folder is incomplete" if local else
-            "check the id, or the network (this machine may be offline: set HF_HUB_OFFLINE=1 "
+            "the folder is incomplete"
+            if local
+            else "check the id, or the network (this machine may be offline: set HF_HUB_OFFLINE=1 "
             "and use a folder or the embedded model)"
         )
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
         raise ModelLoadError(
             f"could not load the model {what} from {where}: {first_line[:300]} ({hint})"
         ) from None

@@ -136,5 +136,7 @@ def layer_maps(
     raw = q.mean(0)
     relative = relative_attention(raw, a_generic[layer, index].mean(0), eps)
     contrastive = contrastive_attention(q, a_free[layer, index]).mean(0)
-    return {name: m.reshape(grid) for name, m in
-            (("raw", raw), ("relative", relative), ("contrastive", contrastive))}
+    return {
+        name: m.reshape(grid)
+        for name, m in (("raw", raw), ("relative", relative), ("contrastive", contrastive))
+    }

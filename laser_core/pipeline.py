@@ -1,12 +1,12 @@
 """The verbs the app and the benchmarks call: `explain` (LASER, every stage kept) and `run_method`.
 
-    explain(vlm, image, question)
-      stage 0  capture   prefill (I, q) -> a[q] (+ the vanilla answer, decoded from that prefill)
-                         prefill (I, no q), (I, generic q), one batch -> a[none], a[generic]
-      stage 1  layer     A_con = relu(a[q] - a[none]); VAQ per layer; l* = argmax
-      stage 2  crop      window of fixed size holding the most A_con[l*] mass -> I+
-      stage 3  mask      top-k cells of A_con[l*] filled on I, same crop -> I-
-      stage 4  decode    (I+, q) and (I-, q) in lockstep; s = z+ + alpha (z+ - z-)
+explain(vlm, image, question)
+  stage 0  capture   prefill (I, q) -> a[q] (+ the vanilla answer, decoded from that prefill)
+                     prefill (I, no q), (I, generic q), one batch -> a[none], a[generic]
+  stage 1  layer     A_con = relu(a[q] - a[none]); VAQ per layer; l* = argmax
+  stage 2  crop      window of fixed size holding the most A_con[l*] mass -> I+
+  stage 3  mask      top-k cells of A_con[l*] filled on I, same crop -> I-
+  stage 4  decode    (I+, q) and (I-, q) in lockstep; s = z+ + alpha (z+ - z-)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from laser_core.capture import AttentionRecorder, attach
 from laser_core.config import LaserConfig
 from laser_core.contrast import diffusion_noise, vat_logits, vcd_logits
 from laser_core.crop import Box, crop_box
-from laser_core.decode import DecodeStep, Decoded, decode
+from laser_core.decode import Decoded, DecodeStep, decode
 from laser_core.inputs import check_question, load_image
 from laser_core.layers import head_vaq, select_layer, vaq
 from laser_core.loading import VLM
@@ -67,12 +67,15 @@ class Prompts:
 
 
 def prompt_texts(question: str, config: LaserConfig) -> Prompts:
-    return Prompts(question + config.prompt_suffix, config.prompt_suffix.strip(),
-                   config.generic_question + config.prompt_suffix)
+    return Prompts(
+        question + config.prompt_suffix,
+        config.prompt_suffix.strip(),
+        config.generic_question + config.prompt_suffix,
+    )
 
 
 def resolve_config(vlm: VLM, config: LaserConfig) -> LaserConfig:
-    """Fill family defaults (static layer, CLVS lambda) and check layer indices against the model."""
+    """Fill family defaults (static layer, CLVS lambda); check layer indices against the model."""
     adapter = vlm.adapter
     resolved = replace(
         config,
@@ -83,10 +86,14 @@ def resolve_config(vlm: VLM, config: LaserConfig) -> LaserConfig:
     for name in ("static_layer", "force_layer"):
         value = getattr(resolved, name)
         if value is not None and value > last:
-            raise ValueError(f"LaserConfig.{name} must be in [0, {last}] for this model, got {value}")
+            raise ValueError(
+                f"LaserConfig.{name} must be in [0, {last}] for this model, got {value}"
+            )
     if resolved.allowed_layers is not None and max(resolved.allowed_layers) > last:
-        raise ValueError(f"LaserConfig.allowed_layers must be in [0, {last}] for this model, "
-                         f"got {list(resolved.allowed_layers)}")
+        raise ValueError(
+            f"LaserConfig.allowed_layers must be in [0, {last}] for this model, "
+            f"got {list(resolved.allowed_layers)}"
+        )
     return resolved
 
 
@@ -115,34 +122,63 @@ def explain(
     with _timed(timings, "layer"):
         a_con = contrastive_attention(a_query, a_free)  # [layer, head, patch]
         layer_scores, top_heads = vaq(a_con, config.k_heads)
-        layer = (config.force_layer if config.force_layer is not None
-                 else select_layer(layer_scores, config.allowed_layers))
-        maps = all_layer_maps(a_query, a_free, a_generic, top_heads, geometry.grid,
-                              eps=config.relative_eps)
+        layer = (
+            config.force_layer
+            if config.force_layer is not None
+            else select_layer(layer_scores, config.allowed_layers)
+        )
+        maps = all_layer_maps(
+            a_query, a_free, a_generic, top_heads, geometry.grid, eps=config.relative_eps
+        )
     heat = maps["contrastive"][layer].numpy()
     with _timed(timings, "crop"):
         box = _crop(vlm, heat, geometry, image, config)
         crop = image.crop(box)
     with _timed(timings, "counterfactual"):
         cells = top_cells(heat, config.k_patches)
-        masked = mask_cells(image, geometry.cell_boxes, cells, fill=config.mask_fill,
-                            mean_color=adapter.mean_color)
+        masked = mask_cells(
+            image, geometry.cell_boxes, cells, fill=config.mask_fill, mean_color=adapter.mean_color
+        )
         counterfactual = masked.crop(box)
     with _timed(timings, "decode"):
         vat_applied = uses_vat(config, layer)
-        decoded = _decode_pair(vlm, prompts.query, crop, counterfactual, config,
-                               combine=partial(vat_logits, alpha=config.alpha),
-                               use_combined=vat_applied)
+        decoded = _decode_pair(
+            vlm,
+            prompts.query,
+            crop,
+            counterfactual,
+            config,
+            combine=partial(vat_logits, alpha=config.alpha),
+            use_combined=vat_applied,
+        )
     return LaserResult(
-        question=question, model_id=vlm.model_id, answer=decoded.answer,
-        baseline_answer=baseline.answer, layer=layer, static_layer=int(config.static_layer or 0),
-        vaq=layer_scores.numpy(), head_vaq=head_vaq(a_con).numpy(), top_heads=top_heads.numpy(),
-        attn_query=a_query.numpy(), attn_free=a_free.numpy(), attn_generic=a_generic.numpy(),
-        raw_maps=maps["raw"].numpy(), relative_maps=maps["relative"].numpy(),
-        contrastive_maps=maps["contrastive"].numpy(), grid=geometry.grid,
-        cell_boxes=geometry.cell_boxes, crop_box=box, masked_cells=cells, vat_applied=vat_applied,
-        steps=decoded.steps, image=image, crop_image=crop, masked_image=masked,
-        counterfactual_image=counterfactual, timings=timings, config=config.to_dict(),
+        question=question,
+        model_id=vlm.model_id,
+        answer=decoded.answer,
+        baseline_answer=baseline.answer,
+        layer=layer,
+        static_layer=int(config.static_layer or 0),
+        vaq=layer_scores.numpy(),
+        head_vaq=head_vaq(a_con).numpy(),
+        top_heads=top_heads.numpy(),
+        attn_query=a_query.numpy(),
+        attn_free=a_free.numpy(),
+        attn_generic=a_generic.numpy(),
+        raw_maps=maps["raw"].numpy(),
+        relative_maps=maps["relative"].numpy(),
+        contrastive_maps=maps["contrastive"].numpy(),
+        grid=geometry.grid,
+        cell_boxes=geometry.cell_boxes,
+        crop_box=box,
+        masked_cells=cells,
+        vat_applied=vat_applied,
+        steps=decoded.steps,
+        image=image,
+        crop_image=crop,
+        masked_image=masked,
+        counterfactual_image=counterfactual,
+        timings=timings,
+        config=config.to_dict(),
         extras={"baseline_steps": baseline.steps},
     )
 
@@ -173,9 +209,18 @@ def run_method(
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if method == "laser":
         result = explain(vlm, image, question, config)
-        return MethodResult("laser", result.answer, result.layer,
-                            result.contrastive_maps[result.layer], result.crop_box,
-                            result.crop_image, result.steps, result.timings, result.config, result)
+        return MethodResult(
+            "laser",
+            result.answer,
+            result.layer,
+            result.contrastive_maps[result.layer],
+            result.crop_box,
+            result.crop_image,
+            result.steps,
+            result.timings,
+            result.config,
+            result,
+        )
     timings: dict[str, float] = {}
     image, question, config = _prepare(vlm, image, question, config)
     prompts = prompt_texts(question, config)
@@ -183,13 +228,31 @@ def run_method(
         with _timed(timings, "decode"):
             inputs, _ = _encode_checked(vlm, [prompts.query], [image], config)
             decoded = decode(vlm, inputs, config)
-        return MethodResult(method, decoded.answer, None, None, None, image, decoded.steps,
-                            timings, config.to_dict())
+        return MethodResult(
+            method,
+            decoded.answer,
+            None,
+            None,
+            None,
+            image,
+            decoded.steps,
+            timings,
+            config.to_dict(),
+        )
     if method == "vcd":
         with _timed(timings, "decode"):
             decoded = _vcd(vlm, prompts.query, image, config)
-        return MethodResult(method, decoded.answer, None, None, None, image, decoded.steps,
-                            timings, config.to_dict())
+        return MethodResult(
+            method,
+            decoded.answer,
+            None,
+            None,
+            None,
+            image,
+            decoded.steps,
+            timings,
+            config.to_dict(),
+        )
     with _timed(timings, "capture"):
         layer, heat, geometry = _crop_map(vlm, image, prompts, method, config)
     with _timed(timings, "crop"):
@@ -198,8 +261,9 @@ def run_method(
     with _timed(timings, "decode"):
         inputs, _ = _encode_checked(vlm, [prompts.query], [crop], config)
         decoded = decode(vlm, inputs, config)
-    return MethodResult(method, decoded.answer, layer, heat, box, crop, decoded.steps, timings,
-                        config.to_dict())
+    return MethodResult(
+        method, decoded.answer, layer, heat, box, crop, decoded.steps, timings, config.to_dict()
+    )
 
 
 def _crop_map(
@@ -211,16 +275,20 @@ def _crop_map(
     inputs, geometry = _encode_checked(vlm, [prompts.query, other], [image, image], config)
     a_query, a_other = _capture(vlm, inputs)
     if method == "vicrop":  # relative attention at the static layer, heads averaged
-        heat = relative_attention(a_query[static].mean(0), a_other[static].mean(0),
-                                  config.relative_eps)
+        heat = relative_attention(
+            a_query[static].mean(0), a_other[static].mean(0), config.relative_eps
+        )
         return static, heat.reshape(geometry.grid).numpy(), geometry
     a_con = contrastive_attention(a_query, a_other)
     layer_scores, top_heads = vaq(a_con, config.k_heads)
     if method == "laser_static":
         layer = static
     else:
-        layer = (config.force_layer if config.force_layer is not None
-                 else select_layer(layer_scores, config.allowed_layers))
+        layer = (
+            config.force_layer
+            if config.force_layer is not None
+            else select_layer(layer_scores, config.allowed_layers)
+        )
     heat = a_con[layer, top_heads[layer]].mean(0).reshape(geometry.grid)
     return layer, heat.numpy(), geometry
 
@@ -268,7 +336,11 @@ def _decode_capturing(
 
 
 def _decode_pair(
-    vlm: VLM, text: str, positive: Image.Image, negative: Image.Image, config: LaserConfig,
+    vlm: VLM,
+    text: str,
+    positive: Image.Image,
+    negative: Image.Image,
+    config: LaserConfig,
     **options: Any,
 ) -> Decoded:
     inputs, _ = _encode_checked(vlm, [text, text], [positive, negative], config)
@@ -281,8 +353,9 @@ def _vcd(vlm: VLM, text: str, image: Image.Image, config: LaserConfig) -> Decode
     pixels = inputs["pixel_values"]
     half = pixels.shape[0] // 2  # LLaVA: one row per image; Qwen: the patches of both images
     generator = torch.Generator().manual_seed(config.seed)
-    pixels[half:] = diffusion_noise(pixels[half:], step=config.vcd_noise_step,
-                                    n_steps=config.vcd_steps, generator=generator)
+    pixels[half:] = diffusion_noise(
+        pixels[half:], step=config.vcd_noise_step, n_steps=config.vcd_steps, generator=generator
+    )
     combine = partial(_vcd_combine, alpha=config.vcd_alpha, beta=config.vcd_beta)
     return decode(vlm, inputs, config, combine=combine)
 
@@ -295,8 +368,7 @@ def _crop(
     vlm: VLM, heat: np.ndarray, geometry: ImageGeometry, image: Image.Image, config: LaserConfig
 ) -> Box:
     minimum = max(config.crop_min, vlm.adapter.patch_size)  # never smaller than one patch
-    return crop_box(heat, geometry.cell_boxes, image.size, ratio=config.crop_ratio,
-                    minimum=minimum)
+    return crop_box(heat, geometry.cell_boxes, image.size, ratio=config.crop_ratio, minimum=minimum)
 
 
 @contextmanager

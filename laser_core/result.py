@@ -66,17 +66,27 @@ class LaserResult:
     def to_dict(self, *, include_attention: bool = False) -> dict[str, Any]:
         """Plain JSON-ready data. The [L, H, P] captures only with `include_attention`."""
         out: dict[str, Any] = {
-            "question": self.question, "model_id": self.model_id, "answer": self.answer,
-            "baseline_answer": self.baseline_answer, "layer": self.layer,
-            "static_layer": self.static_layer, "vat_applied": self.vat_applied,
-            "grid": list(self.grid), "image_size": list(self.image.size),
-            "crop_box": list(self.crop_box), "vaq": self.vaq.tolist(),
-            "head_vaq": self.head_vaq.tolist(), "top_heads": self.top_heads.tolist(),
-            "raw_maps": self.raw_maps.tolist(), "relative_maps": self.relative_maps.tolist(),
+            "question": self.question,
+            "model_id": self.model_id,
+            "answer": self.answer,
+            "baseline_answer": self.baseline_answer,
+            "layer": self.layer,
+            "static_layer": self.static_layer,
+            "vat_applied": self.vat_applied,
+            "grid": list(self.grid),
+            "image_size": list(self.image.size),
+            "crop_box": list(self.crop_box),
+            "vaq": self.vaq.tolist(),
+            "head_vaq": self.head_vaq.tolist(),
+            "top_heads": self.top_heads.tolist(),
+            "raw_maps": self.raw_maps.tolist(),
+            "relative_maps": self.relative_maps.tolist(),
             "contrastive_maps": self.contrastive_maps.tolist(),
-            "cell_boxes": self.cell_boxes.tolist(), "masked_cells": self.masked_cells.tolist(),
+            "cell_boxes": self.cell_boxes.tolist(),
+            "masked_cells": self.masked_cells.tolist(),
             "steps": [asdict(step) for step in self.steps],
-            "timings": dict(self.timings), "config": dict(self.config),
+            "timings": dict(self.timings),
+            "config": dict(self.config),
             "extras": _plain(self.extras),
         }
         if include_attention:
@@ -96,11 +106,18 @@ class LaserResult:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             (staging / "result.json").write_text(json.dumps(self.to_dict(), indent=1))
-            np.savez_compressed(staging / "attention.npz", attn_query=self.attn_query,
-                                attn_free=self.attn_free, attn_generic=self.attn_generic)
-            for name, image in (("image", self.image), ("crop", self.crop_image),
-                                ("masked", self.masked_image),
-                                ("counterfactual", self.counterfactual_image)):
+            np.savez_compressed(
+                staging / "attention.npz",
+                attn_query=self.attn_query,
+                attn_free=self.attn_free,
+                attn_generic=self.attn_generic,
+            )
+            for name, image in (
+                ("image", self.image),
+                ("crop", self.crop_image),
+                ("masked", self.masked_image),
+                ("counterfactual", self.counterfactual_image),
+            ):
                 image.save(staging / f"{name}.png")
             _replace_dir(staging, target)
         except BaseException:

@@ -19,10 +19,15 @@ def adapter_class(model_type: str) -> type[VLMAdapter]:
         return ADAPTERS[model_type]
     except KeyError:
         supported = ", ".join(sorted(ADAPTERS))
-        raise ValueError(
-            f"unsupported model type {model_type!r}; supported: {supported}"
-        ) from None
+        raise ValueError(f"unsupported model type {model_type!r}; supported: {supported}") from None
 
 
-__all__ = ["ADAPTERS", "ImageGeometry", "LlavaAdapter", "Qwen2VLAdapter", "VLMAdapter",
-           "adapter_class", "grid_cell_boxes"]
+__all__ = [
+    "ADAPTERS",
+    "ImageGeometry",
+    "LlavaAdapter",
+    "Qwen2VLAdapter",
+    "VLMAdapter",
+    "adapter_class",
+    "grid_cell_boxes",
+]

@@ -154,14 +154,18 @@ class VLMAdapter(ABC):
             raise ValueError(f"{len(texts)} texts but {len(images)} images")
         prompts = [self.prompt(text) for text in texts]
         return self.processor(
-            text=prompts, images=[self.model_image(image) for image in images], padding=True,
+            text=prompts,
+            images=[self.model_image(image) for image in images],
+            padding=True,
             return_tensors="pt",
             **self.images_kwargs(config),
         )
 
     def prompt(self, text: str) -> str:
         """The model's own chat template with one user turn (image + text) and the reply cue."""
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        messages = [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
+        ]
         return self.processor.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )

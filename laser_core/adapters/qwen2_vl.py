@@ -39,12 +39,17 @@ class Qwen2VLAdapter(VLMAdapter):
 
     def images_kwargs(self, config: LaserConfig) -> dict[str, Any]:
         block = (self.patch_size * self.merge_size) ** 2  # pixels per merged visual token
-        return {"size": {"shortest_edge": config.min_visual_tokens * block,
-                         "longest_edge": config.max_visual_tokens * block}}
+        return {
+            "size": {
+                "shortest_edge": config.min_visual_tokens * block,
+                "longest_edge": config.max_visual_tokens * block,
+            }
+        }
 
     def geometry(self, image: Image.Image, inputs: BatchFeature) -> ImageGeometry:
         _, h_patches, w_patches = (int(v) for v in inputs["image_grid_thw"][0])
         grid = (h_patches // self.merge_size, w_patches // self.merge_size)
         width, height = image.size
-        return ImageGeometry((width, height), grid, grid_cell_boxes(grid, (0, 0, width, height),
-                                                                    image.size))
+        return ImageGeometry(
+            (width, height), grid, grid_cell_boxes(grid, (0, 0, width, height), image.size)
+        )

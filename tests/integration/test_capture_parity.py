@@ -25,9 +25,11 @@ def _eager_last_rows(vlm: VLM, inputs: dict) -> torch.Tensor:
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("texts", [["what is on the left?"],
-                                   ["what is on the left of the big red ball?", "describe"]],
-                         ids=["single", "left-padded batch"])
+@pytest.mark.parametrize(
+    "texts",
+    [["what is on the left?"], ["what is on the left of the big red ball?", "describe"]],
+    ids=["single", "left-padded batch"],
+)
 def test_capture_matches_eager(vlm: VLM, photo: Image.Image, texts: list[str]) -> None:
     inputs = vlm.adapter.encode(texts, [photo] * len(texts), LaserConfig())
     captured = _capture(vlm, inputs)

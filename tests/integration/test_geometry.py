@@ -16,7 +16,9 @@ from PIL import Image
 from laser_core import VLM, LaserConfig
 
 
-def _paint_cells(size: tuple[int, int], cell_boxes: np.ndarray, seed: int) -> tuple[Image.Image, np.ndarray]:
+def _paint_cells(
+    size: tuple[int, int], cell_boxes: np.ndarray, seed: int
+) -> tuple[Image.Image, np.ndarray]:
     rows, cols = cell_boxes.shape[:2]
     colours = np.random.default_rng(seed).integers(0, 256, size=(rows, cols, 3))
     pixels = np.zeros((size[1], size[0], 3), dtype=np.uint8)
@@ -37,7 +39,7 @@ def _token_centre_colours(vlm: VLM, inputs: dict, grid: tuple[int, int]) -> np.n
     if pixels.ndim == 4:  # LLaVA: [1, 3, side, side]; token (r, c) is the patch at (r, c)
         image = pixels[0] * std + mean
         patch = vlm.adapter.patch_size
-        centre = image[:, patch // 2::patch, patch // 2::patch]  # [3, rows, cols]
+        centre = image[:, patch // 2 :: patch, patch // 2 :: patch]  # [3, rows, cols]
         return (centre.permute(1, 2, 0).numpy() * 255).reshape(rows, cols, 3)
     # Qwen: [patches, 3 * t * p * p], patches ordered by merged block; token k owns merge**2 rows.
     merge, patch = vlm.adapter.merge_size, vlm.adapter.patch_size
@@ -48,7 +50,9 @@ def _token_centre_colours(vlm: VLM, inputs: dict, grid: tuple[int, int]) -> np.n
     return (colour.numpy() * 255).reshape(rows, cols, 3)
 
 
-@pytest.mark.parametrize("size", [(230, 150), (120, 260), (200, 200)], ids=["wide", "tall", "square"])
+@pytest.mark.parametrize(
+    "size", [(230, 150), (120, 260), (200, 200)], ids=["wide", "tall", "square"]
+)
 def test_cells_cover_the_pixels_they_claim(vlm: VLM, size: tuple[int, int]) -> None:
     config = LaserConfig()
     probe = Image.new("RGB", size)

@@ -56,20 +56,37 @@ def test_dtype_choice() -> None:
         pick_dtype(torch.device("cpu"), "float7")
 
 
-def test_cli_prints_and_saves(tiny_llava_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_prints_and_saves(
+    tiny_llava_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     image = tmp_path / "scene.png"
     Image.new("RGB", (120, 80), (30, 60, 200)).save(image)
-    assert main([str(image), "what colour?", "--model", str(tiny_llava_path),
-                 "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                str(image),
+                "what colour?",
+                "--model",
+                str(tiny_llava_path),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "answer:" in printed and "chosen layer:" in printed
     assert (tmp_path / "out" / "result.json").is_file()
-    assert main([str(image), "what colour?", "--model", str(tiny_llava_path),
-                 "--method", "vicrop"]) == 0
+    assert (
+        main([str(image), "what colour?", "--model", str(tiny_llava_path), "--method", "vicrop"])
+        == 0
+    )
     assert "crop layer:" in capsys.readouterr().out
 
 
-def test_cli_reports_errors_in_one_line(tiny_llava_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_reports_errors_in_one_line(
+    tiny_llava_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(["/no/such.png", "what?", "--model", str(tiny_llava_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no such image file") and err.count("\n") == 1

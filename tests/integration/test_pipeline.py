@@ -59,8 +59,10 @@ def test_vat_off_decodes_the_crop_alone(vlm: VLM, photo: Image.Image) -> None:
 
 
 def test_baseline_answer_is_the_vanilla_method(vlm: VLM, photo: Image.Image) -> None:
-    assert explain(vlm, photo, QUESTION).baseline_answer == run_method(
-        vlm, photo, QUESTION, "vanilla").answer
+    assert (
+        explain(vlm, photo, QUESTION).baseline_answer
+        == run_method(vlm, photo, QUESTION, "vanilla").answer
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -89,7 +91,9 @@ def test_force_layer_moves_the_crop_source(vlm: VLM, photo: Image.Image) -> None
     forced = explain(vlm, photo, QUESTION, LaserConfig(force_layer=0))
     assert forced.layer == 0
     heat = forced.contrastive_maps[0]
-    assert forced.masked_cells[0].tolist() == list(np.unravel_index(int(np.argmax(heat)), heat.shape))
+    assert forced.masked_cells[0].tolist() == list(
+        np.unravel_index(int(np.argmax(heat)), heat.shape)
+    )
 
 
 def test_layers_out_of_range_are_refused(vlm: VLM, photo: Image.Image) -> None:
@@ -136,8 +140,9 @@ def test_odd_modes_run(tiny_vlms: dict[str, VLM]) -> None:
         assert isinstance(explain(vlm, Image.new(mode, (60, 40)), QUESTION).answer, str)
 
 
-def test_save_writes_everything_atomically(tiny_vlms: dict[str, VLM], photo: Image.Image,
-                                           tmp_path: Path) -> None:
+def test_save_writes_everything_atomically(
+    tiny_vlms: dict[str, VLM], photo: Image.Image, tmp_path: Path
+) -> None:
     result = explain(tiny_vlms["qwen2_vl"], photo, QUESTION)
     folder = result.save(tmp_path / "run")
     data = json.loads((folder / "result.json").read_text())

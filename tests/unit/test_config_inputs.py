@@ -16,19 +16,40 @@ from laser_core.inputs import check_question, load_image
 def test_defaults_are_those_of_the_method() -> None:
     cfg = LaserConfig()
     assert (cfg.k_heads, cfg.crop_ratio, cfg.crop_min, cfg.k_patches) == (8, 0.5, 224, 0.05)
-    assert (cfg.alpha, cfg.vat_mode, cfg.decoding, cfg.mask_fill) == (1.0, "adaptive", "greedy", "mean")
+    assert (cfg.alpha, cfg.vat_mode, cfg.decoding, cfg.mask_fill) == (
+        1.0,
+        "adaptive",
+        "greedy",
+        "mean",
+    )
     assert cfg.prompt_suffix == " Answer the question using a single word or phrase."
     assert (cfg.vcd_alpha, cfg.vcd_beta, cfg.vcd_noise_step) == (1.0, 0.1, 500)
     assert (cfg.clvs_gamma, cfg.clvs_delta) == (0.8, 0.5)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("k_heads", 0), ("crop_ratio", 0.0), ("crop_ratio", 1.5), ("crop_min", 0),
-    ("k_patches", 0), ("k_patches", 1.0), ("k_patches", True), ("alpha", -1.0),
-    ("vat_mode", "sometimes"), ("decoding", "beam"), ("temperature", 0.0),
-    ("max_new_tokens", 0), ("vcd_noise_step", 1000), ("vcd_beta", 2.0), ("clvs_lambda", 1.5),
-    ("allowed_layers", ()), ("force_layer", -1), ("mask_fill", "white"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("k_heads", 0),
+        ("crop_ratio", 0.0),
+        ("crop_ratio", 1.5),
+        ("crop_min", 0),
+        ("k_patches", 0),
+        ("k_patches", 1.0),
+        ("k_patches", True),
+        ("alpha", -1.0),
+        ("vat_mode", "sometimes"),
+        ("decoding", "beam"),
+        ("temperature", 0.0),
+        ("max_new_tokens", 0),
+        ("vcd_noise_step", 1000),
+        ("vcd_beta", 2.0),
+        ("clvs_lambda", 1.5),
+        ("allowed_layers", ()),
+        ("force_layer", -1),
+        ("mask_fill", "white"),
+    ],
+)
 def test_bad_values_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"LaserConfig.{field} must be"):
         replace(LaserConfig(), **{field: value})

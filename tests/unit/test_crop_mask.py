@@ -36,7 +36,8 @@ def test_crop_maximises_mass_by_brute_force() -> None:
     box = crop_box(heat, boxes, (350, 250), ratio=0.3, minimum=60)
     best = max(
         box_mass_share(heat, boxes, (x, y, x + 105, y + 75))
-        for x in range(0, 350 - 105 + 1, 5) for y in range(0, 250 - 75 + 1, 5)
+        for x in range(0, 350 - 105 + 1, 5)
+        for y in range(0, 250 - 75 + 1, 5)
     )
     assert box_mass_share(heat, boxes, box) >= best - 1e-9
 

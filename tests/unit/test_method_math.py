@@ -87,8 +87,9 @@ def test_layer_maps_of_the_app_match_the_method_definitions() -> None:
     maps = all_layer_maps(a_q, a_f, a_g, top_heads, (2, 3))
     assert maps["raw"].shape == (3, 2, 3)
     torch.testing.assert_close(maps["raw"][1], a_q[1].mean(0).reshape(2, 3))
-    torch.testing.assert_close(maps["relative"][1],
-                               (a_q[1].mean(0) / (a_g[1].mean(0) + 1e-6)).reshape(2, 3))
+    torch.testing.assert_close(
+        maps["relative"][1], (a_q[1].mean(0) / (a_g[1].mean(0) + 1e-6)).reshape(2, 3)
+    )
     con = torch.relu(a_q[1] - a_f[1])[top_heads[1]].mean(0).reshape(2, 3)
     torch.testing.assert_close(maps["contrastive"][1], con)
     top = layer_maps(a_q, a_f, a_g, (2, 3), layer=1, heads="top", top_heads=top_heads)
@@ -121,10 +122,14 @@ def test_vcd_contrast_and_plausibility_cut() -> None:
 
 
 def test_diffusion_noise_at_step_500_follows_the_schedule() -> None:
-    betas = [1 / (1 + math.exp(-x)) * (5e-3 - 1e-5) + 1e-5
-             for x in torch.linspace(-6, 6, 1000, dtype=torch.float64).tolist()]
+    betas = [
+        1 / (1 + math.exp(-x)) * (5e-3 - 1e-5) + 1e-5
+        for x in torch.linspace(-6, 6, 1000, dtype=torch.float64).tolist()
+    ]
     alpha_bar = math.prod(1 - b for b in betas[:501])
     pixels = torch.ones(200_000)
-    noisy = diffusion_noise(pixels, step=500, n_steps=1000, generator=torch.Generator().manual_seed(0))
+    noisy = diffusion_noise(
+        pixels, step=500, n_steps=1000, generator=torch.Generator().manual_seed(0)
+    )
     assert noisy.mean().item() == pytest.approx(math.sqrt(alpha_bar), abs=0.01)
     assert noisy.std().item() == pytest.approx(math.sqrt(1 - alpha_bar), abs=0.01)
