@@ -34,42 +34,62 @@ Ask a vision-language model a question about an image and watch **where it looks
 decoder layer whose attention is most about *your question* (layer **l\\***), crops the image
 there, and decodes from the crop while subtracting what the model would say with that spot masked
 out (**VAT** decoding). Upload an image, ask, press **Run**, then scrub through the layers below."""
-MODEL_NOTE = ("The embedded toy model runs here on the CPU, offline, in seconds; it knows a toy "
-              "world of coloured shapes with fine marks (try the examples). The hub models need a "
-              "GPU and a download of several GB.")
-ANSWER_HELP = ("**Answer.** Big: LASER's answer, decoded from the crop. Below it: the plain model on "
-               "the full image, the layer l\\* whose attention placed the crop, and whether VAT "
-               "decoding changed the token choice.")
+MODEL_NOTE = (
+    "The embedded toy model runs here on the CPU, offline, in seconds; it knows a toy "
+    "world of coloured shapes with fine marks (try the examples). The hub models need a "
+    "GPU and a download of several GB."
+)
+ANSWER_HELP = (
+    "**Answer.** Big: LASER's answer, decoded from the crop. Below it: the plain model on "
+    "the full image, the layer l\\* whose attention placed the crop, and whether VAT "
+    "decoding changed the token choice."
+)
 EXPLORER_HELP = """\
 **Attention explorer.** Where the answer's first token looks in the image, at one decoder layer
 (brighter = more attention; the colour bar gives the values). **Raw**: attention with your
 question. **Relative**: raw divided by the attention for a generic "describe the image" prompt
 (ViCrop's map). **Contrastive**: what your question adds over the same prompt without it; LASER's
 map. Move the slider: the maps are redrawn from memory, the model does not run again."""
-FORCE_HELP = ("**What if another layer?** Crop, mask and decode again from the layer on the slider "
-              "instead of l\\*: a wrong layer often crops the wrong spot and changes the answer.")
-VAQ_HELP = ("**Visual attention quality (VAQ) per layer.** How strongly each layer's attention "
-            "focuses on what the question is about (the size of its contrastive map). LASER "
-            "picks the tallest bar, l\\* (orange); the hatched blue bar is the fixed layer ViCrop "
-            "uses.")
-CROP_HELP = ("**The crop (I+).** Left: the window, half the image side, that holds the most "
-             "contrastive attention at l\\*. Right: the crop the model reads, enlarged, so fine "
-             "details survive its low input resolution.")
-COUNTERFACTUAL_HELP = ("**The counterfactual (I−).** The cells with the most attention are masked "
-                       "(hatched, left) and the same crop is taken (right, as the model reads "
-                       "it). Tokens that need the masked detail lose score on I−.")
-VAT_HELP = ("**VAT decoding, token by token.** For each generated token, the top candidates: z+ "
-            "(logit on the crop), z− (logit on the masked crop), VAT = z+ − z− (how much the token "
-            "depends on the attended detail), s = z+ + α·VAT (the score LASER ranks by) and its "
-            "probability p(s). ✓ marks the token produced.")
-EXPORT_HELP = ("**Export.** A 1920 × 1080 slide with every panel (at the layer on the slider) and "
-               "the full result as JSON.")
-COMPARE_HELP = ("**Compare methods** on the image and question above, with the same settings. "
-                "Vanilla and VCD read the full image (VCD contrasts it with a noised copy); ViCrop "
-                "crops at a fixed layer (blue box), LASER at l\\* (orange box). Each picture is what "
-                "the method read.")
-SETTINGS_HELP = ("Every setting of the method (`LaserConfig`), with its meaning and range. Leave a "
-                 "number blank for its default (or `None`). Changes apply to the next Run.")
+FORCE_HELP = (
+    "**What if another layer?** Crop, mask and decode again from the layer on the slider "
+    "instead of l\\*: a wrong layer often crops the wrong spot and changes the answer."
+)
+VAQ_HELP = (
+    "**Visual attention quality (VAQ) per layer.** How strongly each layer's attention "
+    "focuses on what the question is about (the size of its contrastive map). LASER "
+    "picks the tallest bar, l\\* (orange); the hatched blue bar is the fixed layer ViCrop "
+    "uses."
+)
+CROP_HELP = (
+    "**The crop (I+).** Left: the window, half the image side, that holds the most "
+    "contrastive attention at l\\*. Right: the crop the model reads, enlarged, so fine "
+    "details survive its low input resolution."
+)
+COUNTERFACTUAL_HELP = (
+    "**The counterfactual (I−).** The cells with the most attention are masked "
+    "(hatched, left) and the same crop is taken (right, as the model reads "
+    "it). Tokens that need the masked detail lose score on I−."
+)
+VAT_HELP = (
+    "**VAT decoding, token by token.** For each generated token, the top candidates: z+ "
+    "(logit on the crop), z− (logit on the masked crop), VAT = z+ − z− (how much the token "
+    "depends on the attended detail), s = z+ + α·VAT (the score LASER ranks by) and its "
+    "probability p(s). ✓ marks the token produced."
+)
+EXPORT_HELP = (
+    "**Export.** A 1920 × 1080 slide with every panel (at the layer on the slider) and "
+    "the full result as JSON."
+)
+COMPARE_HELP = (
+    "**Compare methods** on the image and question above, with the same settings. "
+    "Vanilla and VCD read the full image (VCD contrasts it with a noised copy); ViCrop "
+    "crops at a fixed layer (blue box), LASER at l\\* (orange box). Each picture is what "
+    "the method read."
+)
+SETTINGS_HELP = (
+    "Every setting of the method (`LaserConfig`), with its meaning and range. Leave a "
+    "number blank for its default (or `None`). Changes apply to the next Run."
+)
 CITATION = """\
 **LASER**: layer-adaptive attention-guided visual localization and decoding enhancement for
 vision-language models (see the paper in the project's `seeds/`). **ViCrop**: Zhang et al., *MLLMs
@@ -126,11 +146,19 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                image = gr.Image(label="Image", type="pil", image_mode=None, height=380,
-                                 sources=["upload", "clipboard", "webcam"])
-                question = gr.Textbox(label="Question", placeholder="e.g. What colour is the circle?")
-                model = gr.Dropdown(h.model_choices(), value=h.default_model(), label="Model",
-                                    info=MODEL_NOTE)
+                image = gr.Image(
+                    label="Image",
+                    type="pil",
+                    image_mode=None,
+                    height=380,
+                    sources=["upload", "clipboard", "webcam"],
+                )
+                question = gr.Textbox(
+                    label="Question", placeholder="e.g. What colour is the circle?"
+                )
+                model = gr.Dropdown(
+                    h.model_choices(), value=h.default_model(), label="Model", info=MODEL_NOTE
+                )
                 run = gr.Button("Run LASER", variant="primary", size="lg")
                 expected = gr.Textbox(label="Expected answer (examples only)", interactive=False)
                 examples = h.load_examples(EXAMPLES_DIR)
@@ -138,24 +166,29 @@ def build_demo() -> gr.Blocks:
                     gr.Examples(examples, [image, question, expected], label="Examples")
             with gr.Column(scale=3):
                 gr.Markdown(ANSWER_HELP)
-                answer = gr.HTML('<div class="laser-answer"><div class="laser-answer-label">'
-                                 "LASER answer</div><div class='laser-answer-main'>…</div></div>")
+                answer = gr.HTML(
+                    '<div class="laser-answer"><div class="laser-answer-label">'
+                    "LASER answer</div><div class='laser-answer-main'>…</div></div>"
+                )
                 status = gr.Markdown("Upload an image, type a question and press **Run LASER**.")
         settings = _settings_panel()
         with gr.Tab("Explain"):
             gr.Markdown(EXPLORER_HELP)
             with gr.Row():
                 layer = gr.Slider(0, 31, value=0, step=1, label="Layer", scale=3)
-                heads = gr.Dropdown([("As the method uses them", "method")], value="method",
-                                    label="Heads", scale=2)
+                heads = gr.Dropdown(
+                    [("As the method uses them", "method")], value="method", label="Heads", scale=2
+                )
                 opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Opacity", scale=2)
                 smooth = gr.Checkbox(False, label="Smooth cells", scale=1)
             with gr.Row():
                 raw = gr.Image(label="Raw attention", format="jpeg", elem_id="map-raw")
-                relative = gr.Image(label="Relative attention", format="jpeg",
-                                    elem_id="map-relative")
-                contrastive = gr.Image(label="Contrastive attention", format="jpeg",
-                                       elem_id="map-contrastive")
+                relative = gr.Image(
+                    label="Relative attention", format="jpeg", elem_id="map-relative"
+                )
+                contrastive = gr.Image(
+                    label="Contrastive attention", format="jpeg", elem_id="map-contrastive"
+                )
             with gr.Row():
                 gr.Markdown(FORCE_HELP)
                 force = gr.Button("Crop and decode from this layer")
@@ -171,12 +204,18 @@ def build_demo() -> gr.Blocks:
                     gr.Markdown(COUNTERFACTUAL_HELP)
                     with gr.Row():
                         masked = gr.Image(label="Masked cells", format="png")
-                        counterfactual = gr.Image(label="Counterfactual I− (model input)",
-                                                  format="png")
+                        counterfactual = gr.Image(
+                            label="Counterfactual I− (model input)", format="png"
+                        )
             gr.Markdown(VAT_HELP)
             vat_note = gr.Markdown()
-            vat_table = gr.Dataframe(headers=VAT_HEADERS, interactive=False, wrap=True,
-                                     elem_classes=["vat-table"], label="VAT table")
+            vat_table = gr.Dataframe(
+                headers=VAT_HEADERS,
+                interactive=False,
+                wrap=True,
+                elem_classes=["vat-table"],
+                label="VAT table",
+            )
             gr.Markdown(EXPORT_HELP)
             with gr.Row():
                 export = gr.Button("Export slide (PNG) and result (JSON)")
@@ -185,49 +224,103 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(COMPARE_HELP)
             compare = gr.Button("Compare methods", variant="primary")
             compare_status = gr.Markdown()
-            boxes = gr.Image(label="Crop boxes: ViCrop (blue), LASER (orange)", format="png",
-                             height=420)
-            gallery = gr.Gallery(label="What each method read, and its answer", columns=4,
-                                 height=360, object_fit="contain")
+            boxes = gr.Image(
+                label="Crop boxes: ViCrop (blue), LASER (orange)", format="png", height=420
+            )
+            gallery = gr.Gallery(
+                label="What each method read, and its answer",
+                columns=4,
+                height=360,
+                object_fit="contain",
+            )
             compare_table = gr.Dataframe(label="Answers", interactive=False)
         with gr.Tab("About"):
             gr.Markdown(CITATION)
 
-        outputs = {"session": session, "status": status, "answer": answer, "layer": layer,
-                   "heads": heads, "raw": raw, "relative": relative, "contrastive": contrastive,
-                   "vaq": vaq, "crop_boxed": crop_boxed, "crop": crop, "masked": masked,
-                   "counterfactual": counterfactual, "vat_note": vat_note,
-                   "vat_table": vat_table, "files": files}
+        outputs = {
+            "session": session,
+            "status": status,
+            "answer": answer,
+            "layer": layer,
+            "heads": heads,
+            "raw": raw,
+            "relative": relative,
+            "contrastive": contrastive,
+            "vaq": vaq,
+            "crop_boxed": crop_boxed,
+            "crop": crop,
+            "masked": masked,
+            "counterfactual": counterfactual,
+            "vat_note": vat_note,
+            "vat_table": vat_table,
+            "files": files,
+        }
         run_outputs = [outputs[name] for name in h.RunView._fields]
         model_inputs = [image, question, model]
-        run.click(h.on_run, model_inputs + settings, run_outputs, preprocess=False,
-                  api_name="run", **model_slot)
-        question.submit(h.on_run, model_inputs + settings, run_outputs, preprocess=False,
-                        api_name=False, **model_slot)
-        force.click(h.on_force_layer, model_inputs + [layer] + settings, run_outputs,
-                    preprocess=False, api_name="force_layer", **model_slot)
+        run.click(
+            h.on_run,
+            model_inputs + settings,
+            run_outputs,
+            preprocess=False,
+            api_name="run",
+            **model_slot,
+        )
+        question.submit(
+            h.on_run,
+            model_inputs + settings,
+            run_outputs,
+            preprocess=False,
+            api_name=False,
+            **model_slot,
+        )
+        force.click(
+            h.on_force_layer,
+            model_inputs + [layer] + settings,
+            run_outputs,
+            preprocess=False,
+            api_name="force_layer",
+            **model_slot,
+        )
         view = [session, layer, heads, opacity, smooth]
         for control in (layer, heads, opacity, smooth):
-            control.input(h.on_layer, view, [raw, relative, contrastive], api_name=False,
-                          show_progress="hidden", trigger_mode="always_last",
-                          concurrency_limit=4)
+            control.input(
+                h.on_layer,
+                view,
+                [raw, relative, contrastive],
+                api_name=False,
+                show_progress="hidden",
+                trigger_mode="always_last",
+                concurrency_limit=4,
+            )
         export.click(h.on_export, view, [files, status], api_name="export")
-        compare.click(h.on_compare, model_inputs + settings,
-                      [compare_status, boxes, gallery, compare_table], preprocess=False,
-                      api_name="compare", **model_slot)
+        compare.click(
+            h.on_compare,
+            model_inputs + settings,
+            [compare_status, boxes, gallery, compare_table],
+            preprocess=False,
+            api_name="compare",
+            **model_slot,
+        )
     demo.queue(max_size=32)
     return demo
 
 
 def launch_options() -> dict[str, Any]:
     """launch() arguments shared by `python app.py` and the tests (Gradio 6: theme/css here)."""
-    return {"theme": THEME, "css": CSS, "allowed_paths": [str(EXAMPLES_DIR)],
-            "footer_links": ["api", "settings"]}
+    return {
+        "theme": THEME,
+        "css": CSS,
+        "allowed_paths": [str(EXAMPLES_DIR)],
+        "footer_links": ["api", "settings"],
+    }
 
 
 demo = build_demo()
 
 if __name__ == "__main__":
     port = os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or "7860"
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                server_port=int(port), **launch_options())
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(port),
+        **launch_options(),
+    )

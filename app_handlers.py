@@ -85,8 +85,13 @@ MAP_PANELS = {  # map name -> (panel title, colour-bar label)
     "contrastive": ("Contrastive attention", "relu(with q − without q)"),
 }
 METHOD_NAMES = {
-    "vanilla": "Vanilla", "vicrop": "ViCrop", "vcd": "VCD", "laser": "LASER",
-    "laser_no_vat": "LASER without VAT", "laser_static": "LASER, static layer", "clvs": "CLVS",
+    "vanilla": "Vanilla",
+    "vicrop": "ViCrop",
+    "vcd": "VCD",
+    "laser": "LASER",
+    "laser_no_vat": "LASER without VAT",
+    "laser_static": "LASER, static layer",
+    "clvs": "CLVS",
 }
 COMPARE_METHODS = ("vanilla", "vicrop", "vcd", "laser") + (("clvs",) if "clvs" in METHODS else ())
 
@@ -95,7 +100,7 @@ COMPARE_METHODS = ("vanilla", "vicrop", "vcd", "laser") + (("clvs",) if "clvs" i
 
 
 def default_model() -> str:
-    """The model chosen by the LASER_MODEL environment variable (hub id or folder), else embedded."""
+    """The model set by the LASER_MODEL environment variable (hub id or folder), else embedded."""
     return os.environ.get("LASER_MODEL", "").strip() or EMBEDDED
 
 
@@ -133,15 +138,25 @@ def _explain_on_device(vlm: VLM, image: Image.Image, question: str, config: Lase
 
 
 @_on_gpu
-def _method_on_device(vlm: VLM, image: Image.Image, question: str, method: str,
-                      config: LaserConfig) -> MethodResult:
+def _method_on_device(
+    vlm: VLM, image: Image.Image, question: str, method: str, config: LaserConfig
+) -> MethodResult:
     return run_method(vlm, image, question, method, config)
 
 
 # --- settings: one control per LaserConfig field -------------------------------------------------
 
-SettingKind = Literal["bool", "choice", "int", "float", "text", "optional_int", "optional_float",
-                      "layers", "count_or_fraction"]
+SettingKind = Literal[
+    "bool",
+    "choice",
+    "int",
+    "float",
+    "text",
+    "optional_int",
+    "optional_float",
+    "layers",
+    "count_or_fraction",
+]
 
 
 @dataclass(frozen=True)
@@ -265,8 +280,9 @@ def read_image(image: Any) -> Image.Image:
         ValueError: no image, or a file that is not a readable image, in plain words.
     """
     if image is None:
-        raise ValueError("No image yet: upload one (drag and drop, paste or webcam) or pick an "
-                         "example.")
+        raise ValueError(
+            "No image yet: upload one (drag and drop, paste or webcam) or pick an example."
+        )
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     name = None
@@ -300,19 +316,34 @@ class Session:
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """a_query, a_free, a_generic, top_heads as torch views (no copy) for `layer_maps`."""
         r = self.result
-        return tuple(torch.from_numpy(a) for a in (r.attn_query, r.attn_free, r.attn_generic,
-                                                   np.asarray(r.top_heads, dtype=np.int64)))
+        return tuple(
+            torch.from_numpy(a)
+            for a in (
+                r.attn_query,
+                r.attn_free,
+                r.attn_generic,
+                np.asarray(r.top_heads, dtype=np.int64),
+            )
+        )
 
 
 def make_session(result: LaserResult, model_label: str, seconds: float) -> Session:
     """Keep a run: overlay geometry from the original image, then display-size image copies."""
     canvas = OverlayCanvas(result.image, result.cell_boxes, max_side=EXPLORER_SIDE)
-    small = {name: Image.fromarray(fit_for_display(getattr(result, name), DISPLAY_SIDE))
-             for name in ("image", "crop_image", "masked_image", "counterfactual_image")}
+    small = {
+        name: Image.fromarray(fit_for_display(getattr(result, name), DISPLAY_SIDE))
+        for name in ("image", "crop_image", "masked_image", "counterfactual_image")
+    }
     allowed = result.config.get("allowed_layers")
     vaq_layer = select_layer(torch.from_numpy(result.vaq), allowed)
-    return Session(dataclasses.replace(result, **small), result.image.size, canvas, vaq_layer,
-                   model_label, seconds)
+    return Session(
+        dataclasses.replace(result, **small),
+        result.image.size,
+        canvas,
+        vaq_layer,
+        model_label,
+        seconds,
+    )
 
 
 def result_dict(session: Session) -> dict[str, Any]:
@@ -327,23 +358,35 @@ def result_dict(session: Session) -> dict[str, Any]:
 
 def head_choices(n_heads: int, k_heads: int) -> list[tuple[str, str]]:
     k = min(k_heads, n_heads)
-    return ([("As the method uses them", "method"), ("Mean of all heads", "mean"),
-             (f"Top {k} heads by VAQ (of this layer)", "top")]
-            + [(f"Head {head}", str(head)) for head in range(n_heads)])
+    return [
+        ("As the method uses them", "method"),
+        ("Mean of all heads", "mean"),
+        (f"Top {k} heads by VAQ (of this layer)", "top"),
+    ] + [(f"Head {head}", str(head)) for head in range(n_heads)]
 
 
-def layer_frames(session: Session, layer: int, heads: str = "method", opacity: float = 0.55,
-                 smooth: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layer_frames(
+    session: Session, layer: int, heads: str = "method", opacity: float = 0.55, smooth: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The raw, relative and contrastive panels of one layer (no model call; ~10 ms each)."""
     r = session.result
     layer = int(min(max(int(layer), 0), r.n_layers - 1))
     opacity = float(min(max(float(opacity), 0.0), 1.0))
     maps = _layer_maps(session, layer, heads)
     tag = " (l*)" if layer == r.layer else ""
-    raw, relative, contrastive = _same_width([
-        heatmap_panel(session.canvas, maps[name], title=f"{title} · layer {layer}{tag}",
-                      label=label, opacity=opacity, smooth=bool(smooth))
-        for name, (title, label) in MAP_PANELS.items()])
+    raw, relative, contrastive = _same_width(
+        [
+            heatmap_panel(
+                session.canvas,
+                maps[name],
+                title=f"{title} · layer {layer}{tag}",
+                label=label,
+                opacity=opacity,
+                smooth=bool(smooth),
+            )
+            for name, (title, label) in MAP_PANELS.items()
+        ]
+    )
     return raw, relative, contrastive
 
 
@@ -351,28 +394,42 @@ def _same_width(frames: list[np.ndarray]) -> list[np.ndarray]:
     """Pad panels on the right with white to one width, so side-by-side panels share a scale
     (their colour bars' tick labels differ in width)."""
     width = max(frame.shape[1] for frame in frames)
-    return [np.pad(f, ((0, 0), (0, width - f.shape[1]), (0, 0)), constant_values=255)
-            for f in frames]
+    return [
+        np.pad(f, ((0, 0), (0, width - f.shape[1]), (0, 0)), constant_values=255) for f in frames
+    ]
 
 
 def _layer_maps(session: Session, layer: int, heads: str) -> dict[str, np.ndarray]:
     r = session.result
-    if heads not in ("mean", "top") and not (str(heads).isdigit()
-                                             and int(heads) < r.attn_query.shape[1]):
-        return {"raw": r.raw_maps[layer], "relative": r.relative_maps[layer],
-                "contrastive": r.contrastive_maps[layer]}
+    if heads not in ("mean", "top") and not (
+        str(heads).isdigit() and int(heads) < r.attn_query.shape[1]
+    ):
+        return {
+            "raw": r.raw_maps[layer],
+            "relative": r.relative_maps[layer],
+            "contrastive": r.contrastive_maps[layer],
+        }
     a_query, a_free, a_generic, top_heads = session.tensors()
     choice = heads if heads in ("mean", "top") else int(heads)
-    maps = layer_maps(a_query, a_free, a_generic, r.grid, layer=layer, heads=choice,
-                      top_heads=top_heads, eps=float(r.config.get("relative_eps", 1e-6)))
+    maps = layer_maps(
+        a_query,
+        a_free,
+        a_generic,
+        r.grid,
+        layer=layer,
+        heads=choice,
+        top_heads=top_heads,
+        eps=float(r.config.get("relative_eps", 1e-6)),
+    )
     return {name: m.numpy() for name, m in maps.items()}
 
 
 def answer_html(session: Session) -> str:
     r = session.result
     forced = r.config.get("force_layer") is not None
-    layer = (f"layer {r.layer} (forced; VAQ picks {session.vaq_layer})" if forced
-             else f"l* = {r.layer}")
+    layer = (
+        f"layer {r.layer} (forced; VAQ picks {session.vaq_layer})" if forced else f"l* = {r.layer}"
+    )
     vat = "VAT decoding applied" if r.vat_applied else "VAT not applied (decoded from the crop)"
 
     def text(answer: str) -> str:
@@ -383,20 +440,28 @@ def answer_html(session: Session) -> str:
         f'<div class="laser-answer-label">LASER answer</div>'
         f'<div class="laser-answer-main">{text(r.answer)}</div>'
         f'<div class="laser-answer-facts"><span>Vanilla (full image): <b>{text(r.baseline_answer)}'
-        f'</b></span><span>{layer} · static layer {r.static_layer}</span><span>{vat}</span></div>'
-        '</div>')
+        f"</b></span><span>{layer} · static layer {r.static_layer}</span><span>{vat}</span></div>"
+        "</div>"
+    )
 
 
 def vat_note(session: Session) -> str:
     r = session.result
     mode, alpha = r.config.get("vat_mode"), r.config.get("alpha")
     if r.vat_applied:
-        return (f"**VAT applied** (mode `{mode}`, α = {alpha}): each token is the best "
-                "s = z+ + α·(z+ − z−).")
-    why = ("VAT is off" if mode == "off" else
-           f"adaptive mode: layer {r.layer} is not deeper than the static layer {r.static_layer}")
-    return (f"**VAT not applied** ({why}): each token is the best z+ on the crop; "
-            "z−, VAT and s are shown for reference.")
+        return (
+            f"**VAT applied** (mode `{mode}`, α = {alpha}): each token is the best "
+            "s = z+ + α·(z+ − z−)."
+        )
+    why = (
+        "VAT is off"
+        if mode == "off"
+        else f"adaptive mode: layer {r.layer} is not deeper than the static layer {r.static_layer}"
+    )
+    return (
+        f"**VAT not applied** ({why}): each token is the best z+ on the crop; "
+        "z−, VAT and s are shown for reference."
+    )
 
 
 def vat_table(session: Session) -> pd.DataFrame:
@@ -421,32 +486,42 @@ def crop_images(session: Session) -> tuple[np.ndarray, np.ndarray]:
 
 
 def counterfactual_images(session: Session) -> tuple[np.ndarray, np.ndarray]:
-    """The masked image with the masked cells marked and the crop box, and I- as the model saw it."""
+    """The masked image with its cells marked and the crop box; I- as the model saw it."""
     r = session.result
-    marked = draw_cells(r.masked_image, r.cell_boxes, r.masked_cells,
-                        source_size=session.source_size)
+    marked = draw_cells(
+        r.masked_image, r.cell_boxes, r.masked_cells, source_size=session.source_size
+    )
     marked = draw_box(marked, r.crop_box, source_size=session.source_size)
     return marked, np.asarray(r.counterfactual_image)
 
 
-def slide_image(session: Session, layer: int, heads: str = "method", opacity: float = 0.55,
-                smooth: bool = False) -> np.ndarray:
+def slide_image(
+    session: Session, layer: int, heads: str = "method", opacity: float = 0.55, smooth: bool = False
+) -> np.ndarray:
     """Every panel on one 16:9 slide, the explorer at `layer`."""
     r = session.result
     raw, _, contrastive = layer_frames(session, layer, heads, opacity, smooth)
     boxed, crop = crop_images(session)
     marked, _ = counterfactual_images(session)
-    panels = [("Image and LASER's crop", boxed), ("Contrastive attention", contrastive),
-              ("VAQ per layer", vaq_image(session)), ("Crop I+ (what the model read)", crop),
-              ("Counterfactual: masked cells", marked), ("Raw attention", raw)]
+    panels = [
+        ("Image and LASER's crop", boxed),
+        ("Contrastive attention", contrastive),
+        ("VAQ per layer", vaq_image(session)),
+        ("Crop I+ (what the model read)", crop),
+        ("Counterfactual: masked cells", marked),
+        ("Raw attention", raw),
+    ]
     vat = "VAT applied" if r.vat_applied else "VAT not applied"
-    subtitle = (f"LASER: {r.answer or '(empty)'}  ·  vanilla: {r.baseline_answer or '(empty)'}  ·  "
-                f"l* = {r.layer} (static {r.static_layer})  ·  {vat}  ·  {session.model_label}")
+    subtitle = (
+        f"LASER: {r.answer or '(empty)'}  ·  vanilla: {r.baseline_answer or '(empty)'}  ·  "
+        f"l* = {r.layer} (static {r.static_layer})  ·  {vat}  ·  {session.model_label}"
+    )
     return slide_figure(panels, title=f"LASER Lens · {r.question}", subtitle=subtitle, columns=3)
 
 
-def write_exports(session: Session, layer: int, heads: str = "method", opacity: float = 0.55,
-                  smooth: bool = False) -> list[str]:
+def write_exports(
+    session: Session, layer: int, heads: str = "method", opacity: float = 0.55, smooth: bool = False
+) -> list[str]:
     """The slide PNG and the result JSON in a fresh temporary folder, each written atomically."""
     folder = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
     png = save_png(slide_image(session, layer, heads, opacity, smooth), folder / "laser-slide.png")
@@ -510,8 +585,9 @@ def _model_label(choice: str) -> str:
     return "embedded toy model" if choice == EMBEDDED else choice
 
 
-def _inputs(image: Any, question: Any, model: Any, settings: Sequence[Any]
-            ) -> tuple[Image.Image, str, str, LaserConfig]:
+def _inputs(
+    image: Any, question: Any, model: Any, settings: Sequence[Any]
+) -> tuple[Image.Image, str, str, LaserConfig]:
     pil = read_image(image)
     text = check_question("" if question is None else question)
     config = config_from_values(settings)
@@ -519,8 +595,15 @@ def _inputs(image: Any, question: Any, model: Any, settings: Sequence[Any]
     return pil, text, choice, config
 
 
-def explain_view(image: Any, question: Any, model: Any, settings: Sequence[Any], *,
-                 force_layer: Any = None, progress: Callable[..., Any] = _no_progress) -> RunView:
+def explain_view(
+    image: Any,
+    question: Any,
+    model: Any,
+    settings: Sequence[Any],
+    *,
+    force_layer: Any = None,
+    progress: Callable[..., Any] = _no_progress,
+) -> RunView:
     """Run LASER and draw every panel; on bad input only the status changes."""
     try:
         progress(0.0, desc="Checking the image, the question and the settings")
@@ -530,8 +613,10 @@ def explain_view(image: Any, question: Any, model: Any, settings: Sequence[Any],
         start = time.perf_counter()
         progress(0.1, desc=f"Loading the {_model_label(choice)} (first run only)")
         vlm = load_runner(choice)
-        progress(0.3, desc="LASER: attention capture → layer choice → crop → counterfactual → "
-                           "VAT decoding")
+        progress(
+            0.3,
+            desc="LASER: attention capture → layer choice → crop → counterfactual → VAT decoding",
+        )
         result = _explain_on_device(vlm, pil, text, config)
         progress(0.85, desc="Drawing the panels")
         session = make_session(result, _model_label(choice), time.perf_counter() - start)
@@ -545,15 +630,25 @@ def run_view(session: Session) -> RunView:
     r = session.result
     heads = head_choices(r.attn_query.shape[1], int(r.config.get("k_heads", 8)))
     stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in r.timings.items())
-    status = (f"Done in {session.seconds:.1f} s with the {session.model_label} "
-              f"({r.n_layers} layers, {r.attn_query.shape[1]} heads, grid {r.grid[0]} × "
-              f"{r.grid[1]}). Stages: {stages}.")
+    status = (
+        f"Done in {session.seconds:.1f} s with the {session.model_label} "
+        f"({r.n_layers} layers, {r.attn_query.shape[1]} heads, grid {r.grid[0]} × "
+        f"{r.grid[1]}). Stages: {stages}."
+    )
     return RunView(
-        session, status, answer_html(session),
+        session,
+        status,
+        answer_html(session),
         gr.update(minimum=0, maximum=r.n_layers - 1, value=r.layer),
         gr.update(choices=heads, value="method"),
-        *layer_frames(session, r.layer), vaq_image(session), *crop_images(session),
-        *counterfactual_images(session), vat_note(session), vat_table(session), None)
+        *layer_frames(session, r.layer),
+        vaq_image(session),
+        *crop_images(session),
+        *counterfactual_images(session),
+        vat_note(session),
+        vat_table(session),
+        None,
+    )
 
 
 def on_run(progress: Any = gr.Progress(), *values: Any) -> RunView:  # noqa: B008
@@ -568,34 +663,52 @@ def on_force_layer(progress: Any = gr.Progress(), *values: Any) -> RunView:  # n
     return explain_view(image, question, model, settings, force_layer=layer, progress=progress)
 
 
-def on_layer(session: Session | None, layer: Any, heads: Any, opacity: Any, smooth: Any
-             ) -> tuple[Any, Any, Any]:
+def on_layer(
+    session: Session | None, layer: Any, heads: Any, opacity: Any, smooth: Any
+) -> tuple[Any, Any, Any]:
     """Redraw the three heat maps from the session: never runs the model."""
     if session is None:
         return gr.skip(), gr.skip(), gr.skip()
     try:
-        return layer_frames(session, int(_number("layer", layer)), str(heads or "method"),
-                            _number("opacity", opacity), bool(smooth))
+        return layer_frames(
+            session,
+            int(_number("layer", layer)),
+            str(heads or "method"),
+            _number("opacity", opacity),
+            bool(smooth),
+        )
     except Exception as error:
         _warn(_friendly(error))
         return gr.skip(), gr.skip(), gr.skip()
 
 
-def on_export(session: Session | None, layer: Any, heads: Any, opacity: Any, smooth: Any
-              ) -> tuple[Any, str]:
+def on_export(
+    session: Session | None, layer: Any, heads: Any, opacity: Any, smooth: Any
+) -> tuple[Any, str]:
     """Write the slide PNG and the result JSON; returns (file paths, status)."""
     if session is None:
         return None, _warn("Run LASER first: there is nothing to export yet.")
     try:
-        files = write_exports(session, int(_number("layer", layer)), str(heads or "method"),
-                              _number("opacity", opacity), bool(smooth))
+        files = write_exports(
+            session,
+            int(_number("layer", layer)),
+            str(heads or "method"),
+            _number("opacity", opacity),
+            bool(smooth),
+        )
         return files, "Exported a 1920 × 1080 slide (PNG) and the full result (JSON)."
     except Exception as error:
         return None, _warn(_friendly(error))
 
 
-def compare_view(image: Any, question: Any, model: Any, settings: Sequence[Any], *,
-                 progress: Callable[..., Any] = _no_progress) -> CompareView:
+def compare_view(
+    image: Any,
+    question: Any,
+    model: Any,
+    settings: Sequence[Any],
+    *,
+    progress: Callable[..., Any] = _no_progress,
+) -> CompareView:
     """Vanilla, ViCrop, VCD and LASER (and CLVS when available) on the same input."""
     try:
         pil, text, choice, config = _inputs(image, question, model, settings)
@@ -613,8 +726,7 @@ def compare_view(image: Any, question: Any, model: Any, settings: Sequence[Any],
         return CompareView(_warn(_friendly(error)), skip, skip, skip)
 
 
-def _compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float]]
-                     ) -> CompareView:
+def _compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float]]) -> CompareView:
     display = fit_for_display(image, DISPLAY_SIDE)
     boxes = display
     colors = {"vicrop": STATIC_COLOR, "laser": CHOSEN_COLOR}
@@ -622,18 +734,25 @@ def _compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float
     for result, seconds in results:
         name = METHOD_NAMES.get(result.method, result.method)
         if result.box is not None and result.method in colors:
-            boxes = draw_box(boxes, result.box, color=colors[result.method],
-                             source_size=image.size)
+            boxes = draw_box(boxes, result.box, color=colors[result.method], source_size=image.size)
         seen = fit_for_display(result.input_image, DISPLAY_SIDE)
         layer = "" if result.layer is None else f" · layer {result.layer}"
         gallery.append((seen, f"{name}{layer}: {result.answer or '(empty)'}"))
-        rows.append([name, result.answer, "" if result.layer is None else result.layer,
-                     "full image" if result.box is None else ", ".join(map(str, result.box)),
-                     f"{seconds:.2f}"])
-    table = pd.DataFrame(rows, columns=["method", "answer", "map layer", "crop box (x0, y0, x1, y1)",
-                                        "seconds"])
-    return CompareView(f"Compared {len(results)} methods on the same image and question.", boxes,
-                       gallery, table)
+        rows.append(
+            [
+                name,
+                result.answer,
+                "" if result.layer is None else result.layer,
+                "full image" if result.box is None else ", ".join(map(str, result.box)),
+                f"{seconds:.2f}",
+            ]
+        )
+    table = pd.DataFrame(
+        rows, columns=["method", "answer", "map layer", "crop box (x0, y0, x1, y1)", "seconds"]
+    )
+    return CompareView(
+        f"Compared {len(results)} methods on the same image and question.", boxes, gallery, table
+    )
 
 
 def on_compare(progress: Any = gr.Progress(), *values: Any) -> CompareView:  # noqa: B008
