@@ -55,15 +55,18 @@ def text_size(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> 
 
 
 def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
-    """A PIL image or an array as a fresh uint8 array [height, width, 3]."""
+    """A PIL image or an array as a uint8 array [height, width, 3].
+
+    The result may share memory with an input array: copy it before writing to it.
+    """
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB")).copy()
+        return np.asarray(image.convert("RGB"))
     array = np.asarray(image)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"expected an image [height, width, 3|4], got shape {array.shape}")
-    return np.ascontiguousarray(array[:, :, :3], dtype=np.uint8).copy()
+    return np.ascontiguousarray(array[:, :, :3], dtype=np.uint8)
 
 
 def display_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -195,7 +198,7 @@ def draw_cells(
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    out = to_rgb_array(image)
+    out = to_rgb_array(image).copy()
     target = (out.shape[1], out.shape[0])
     width = width if width is not None else _line_width(target, thick=False)
     rgb = np.array(Image.new("RGB", (1, 1), color).getpixel((0, 0)), dtype=np.float32)

@@ -31,8 +31,8 @@ def _ticks(vmin: float, vmax: float) -> list[float]:
     if vmax <= vmin:
         return [vmin]
     values = MaxNLocator(nbins=4).tick_values(vmin, vmax)
-    span = vmax - vmin
-    return [float(v) for v in values if vmin - 1e-9 * span <= v <= vmax + 1e-9 * span]
+    slack = 1e-6 * (vmax - vmin)  # keep round ends lost to float32 rounding of the data
+    return [float(v) for v in values if vmin - slack <= v <= vmax + slack]
 
 
 def _tick_labels(values: Sequence[float]) -> tuple[list[str], str]:
@@ -86,6 +86,22 @@ def add_colorbar(
     image = to_rgb_array(panel)
     height, width = image.shape[:2]
     size = _font_px(image)
+    bar = _colorbar_strip(height, size, vmin=vmin, vmax=vmax, cmap=cmap, label=label)
+    head = np.zeros((0, width + bar.shape[1], 3), np.uint8)
+    if title is not None:
+        head = _title_strip(title, width + bar.shape[1], size)
+    # Assemble in one preallocated array: one pass over the pixels instead of several concats.
+    out = np.empty((head.shape[0] + height, width + bar.shape[1], 3), np.uint8)
+    out[: head.shape[0]] = head
+    out[head.shape[0] :, :width] = image
+    out[head.shape[0] :, width:] = bar
+    return out
+
+
+def _colorbar_strip(
+    height: int, size: int, *, vmin: float, vmax: float, cmap: str, label: str
+) -> np.ndarray:
+    """White strip [height, w, 3] with the gradient bar, its ticks and the rotated label."""
     tick_font = load_font(round(size * 0.8))
     ticks = _ticks(vmin, vmax)
     labels, suffix = _tick_labels(ticks)
@@ -102,20 +118,18 @@ def add_colorbar(
     draw = ImageDraw.Draw(strip)
     draw.rectangle((gap, bar_top, gap + bar_width - 1, bar_top + bar_height - 1), outline=INK)
     for value, text in zip(ticks, labels, strict=True):
-        fraction = 0.0 if vmax <= vmin else (value - vmin) / (vmax - vmin)
+        fraction = 0.0 if vmax <= vmin else min(max((value - vmin) / (vmax - vmin), 0.0), 1.0)
         y = bar_top + round((1 - fraction) * (bar_height - 1))
         x = gap + bar_width
         draw.line((x, y, x + tick_len, y), fill=INK, width=2)
         draw.text((x + tick_len + gap // 2, y), text, font=tick_font, fill=INK, anchor="lm")
     label_x = strip_width - gap - label_img.width
     strip.paste(label_img, (label_x, bar_top + (bar_height - label_img.height) // 2))
-    out = np.concatenate([image, np.asarray(strip)], axis=1)
-    return out if title is None else _add_title(out, title, size)
+    return np.asarray(strip)
 
 
-def _add_title(image: np.ndarray, title: str, size: int) -> np.ndarray:
-    """Prepend a white strip with `title` centred (shrunk to fit the width if needed)."""
-    width = image.shape[1]
+def _title_strip(title: str, width: int, size: int) -> np.ndarray:
+    """White strip [h, width, 3] with `title` centred, shrunk to fit the width if needed."""
     font = load_font(size, bold=True)
     while size > _MIN_FONT and text_size(title, font)[0] > width - size:
         size -= 2
@@ -125,7 +139,7 @@ def _add_title(image: np.ndarray, title: str, size: int) -> np.ndarray:
     ImageDraw.Draw(strip).text(
         (width // 2, strip_height // 2), title, font=font, fill=INK, anchor="mm"
     )
-    return np.concatenate([np.asarray(strip), image], axis=0)
+    return np.asarray(strip)
 
 
 def heatmap_panel(
