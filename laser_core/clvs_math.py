@@ -83,8 +83,7 @@ def normalised_topk_entropy(logits: Tensor, k: int) -> Tensor:
     if k < 2:
         raise ValueError(f"the entropy check needs k >= 2 logits, got {k}")
     top = torch.topk(logits.float(), k, dim=-1).values
-    log_probs = torch.log_softmax(top, dim=-1)
-    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+    entropy = torch.special.entr(torch.softmax(top, dim=-1)).sum(dim=-1)  # -p ln p, 0 at p = 0
     return entropy / math.log(k)
 
 
