@@ -123,7 +123,7 @@ class AttentionRecorder:
         scaling: float,
         **kwargs: Any,
     ) -> None:
-        layer = int(module.layer_idx)
+        layer: int = getattr(module, "layer_idx")  # noqa: B009 (set by transformers)
         if query.shape[2] == 1 or layer in self.rows:
             return None
         probs = last_row_probs(query, key, attention_mask, scaling)  # [batch, head, k_len]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,7 +59,7 @@ class _Picker(LogitsProcessor):
     """Chooses each next token from one or two rows of logits and forces it on every row."""
 
     def __init__(
-        self, tokenizer: object, config: LaserConfig, combine: Combine | None, use_combined: bool
+        self, tokenizer: Any, config: LaserConfig, combine: Combine | None, use_combined: bool
     ) -> None:
         self.tokenizer = tokenizer
         self.config = config
@@ -145,8 +146,9 @@ def decode(
         The answer text, its token ids (without the end token) and every step.
     """
     picker = _Picker(vlm.tokenizer, config, combine, use_combined)
+    model: Any = vlm.model  # generate() comes from GenerationMixin
     with torch.inference_mode():
-        vlm.model.generate(
+        model.generate(
             **inputs.to(vlm.device),
             max_new_tokens=config.max_new_tokens,
             do_sample=False,

@@ -82,9 +82,9 @@ def _open(path: Path) -> Image.Image:
                 raise ValueError(
                     f"the image {path} is too large ({opened.width} x {opened.height})"
                 )
-            opened = ImageOps.exif_transpose(opened)
-            opened.load()
-            return opened.copy()
+            upright = ImageOps.exif_transpose(opened)
+            upright.load()
+            return upright.copy()
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"cannot read {path} as an image ({error})") from None
     except Image.DecompressionBombError:

@@ -100,10 +100,12 @@ class VLMAdapter(ABC):
         return self.model.model.language_model
 
     def decoder_layers(self) -> nn.ModuleList:
-        return self.language_model().layers
+        layers = self.language_model().layers
+        assert isinstance(layers, nn.ModuleList)
+        return layers
 
     def attention_modules(self) -> list[nn.Module]:
-        return [layer.self_attn for layer in self.decoder_layers()]
+        return [layer.get_submodule("self_attn") for layer in self.decoder_layers()]
 
     def is_reference_checkpoint(self) -> bool:
         """True for the published checkpoints METHOD.md's family defaults were set for.
