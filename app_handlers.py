@@ -654,13 +654,22 @@ def run_view(session: Session) -> RunView:
 def on_run(progress: Any = gr.Progress(), *values: Any) -> RunView:  # noqa: B008
     """Run event: values = image, question, model, *settings (gradio passes progress first)."""
     image, question, model, *settings = values
-    return explain_view(image, question, model, settings, progress=progress)
+    return explain_view(
+        image, question, model, settings, progress=_no_progress if progress is None else progress
+    )
 
 
 def on_force_layer(progress: Any = gr.Progress(), *values: Any) -> RunView:  # noqa: B008
     """Rerun crop, counterfactual and decoding from the layer on the slider."""
     image, question, model, layer, *settings = values
-    return explain_view(image, question, model, settings, force_layer=layer, progress=progress)
+    return explain_view(
+        image,
+        question,
+        model,
+        settings,
+        force_layer=layer,
+        progress=_no_progress if progress is None else progress,
+    )
 
 
 def on_layer(
@@ -757,7 +766,9 @@ def _compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float
 
 def on_compare(progress: Any = gr.Progress(), *values: Any) -> CompareView:  # noqa: B008
     image, question, model, *settings = values
-    return compare_view(image, question, model, settings, progress=progress)
+    return compare_view(
+        image, question, model, settings, progress=_no_progress if progress is None else progress
+    )
 
 
 # --- examples -----------------------------------------------------------------------------------

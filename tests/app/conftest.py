@@ -1,0 +1,88 @@
+"""App test setup: a tiny random LLaVA as the app's model (via LASER_MODEL), and small settings.
+
+The app module is imported only after LASER_MODEL points at the tiny checkpoint, so the model
+dropdown offers it. Runs are cached per test session where a test only reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_llava_path: Path) -> Iterator[str]:
+    """The tiny LLaVA folder, set as the app's model choice through LASER_MODEL."""
+    previous = os.environ.get("LASER_MODEL")
+    os.environ["LASER_MODEL"] = str(tiny_llava_path)
+    yield str(tiny_llava_path)
+    if previous is None:
+        os.environ.pop("LASER_MODEL", None)
+    else:
+        os.environ["LASER_MODEL"] = previous
+
+
+@pytest.fixture(scope="session")
+def handlers(tiny_model: str) -> ModuleType:
+    import app_handlers
+
+    return app_handlers
+
+
+@pytest.fixture(scope="session")
+def app_module(tiny_model: str) -> ModuleType:
+    import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def settings(handlers: ModuleType) -> Any:
+    """settings(**overrides) -> the settings controls' values: defaults, 3-token answers."""
+
+    def make(**overrides: Any) -> list[Any]:
+        values = {s.name: s.default for s in handlers.SETTINGS}
+        values["max_new_tokens"] = 3
+        values.update(overrides)
+        return [values[s.name] for s in handlers.SETTINGS]
+
+    return make
+
+
+def _scene(width: int = 640, height: int = 480, mode: str = "RGB") -> Image.Image:
+    """A seeded picture with a few flat shapes (compresses well, unlike noise)."""
+    rng = np.random.default_rng(0)
+    pixels = np.full((height, width, 3), 235, dtype=np.uint8)
+    for _ in range(4):
+        x, y = rng.integers(0, width - width // 5), rng.integers(0, height - height // 5)
+        pixels[y : y + height // 5, x : x + width // 5] = rng.integers(0, 255, 3)
+    image = Image.fromarray(pixels)
+    if mode == "P":
+        return image.convert("P", palette=Image.Palette.ADAPTIVE)
+    return image.convert(mode)
+
+
+@pytest.fixture(scope="session")
+def scene() -> Any:
+    """scene(width, height, mode) -> a PIL picture of a few flat boxes."""
+    return _scene
+
+
+@pytest.fixture(scope="session")
+def picture() -> Image.Image:
+    return _scene()
+
+
+@pytest.fixture(scope="session")
+def run(handlers: ModuleType, tiny_model: str, picture: Image.Image, settings: Any) -> Any:
+    """One successful run (RunView) on the tiny model, shared by read-only tests."""
+    view = handlers.explain_view(picture, "what colour is the box", tiny_model, settings())
+    assert view.status.startswith("Done"), view.status
+    return view
