@@ -238,6 +238,8 @@ def _coerce(setting: Setting, value: Any) -> Any:
     if kind == "text":
         return setting.default if value is None else str(value)
     if kind == "choice":
+        if value is None:
+            return setting.default
         if str(value) not in setting.choices:
             raise ValueError(f"{name} must be one of {', '.join(setting.choices)}, got {value!r}")
         return str(value)
@@ -651,25 +653,37 @@ def run_view(session: Session) -> RunView:
     )
 
 
+def _progress(progress: Any) -> Callable[..., Any]:
+    return _no_progress if progress is None else progress
+
+
 def on_run(progress: Any = gr.Progress(), *values: Any) -> RunView:  # noqa: B008
     """Run event: values = image, question, model, *settings (gradio passes progress first)."""
     image, question, model, *settings = values
-    return explain_view(
-        image, question, model, settings, progress=_no_progress if progress is None else progress
-    )
+    return explain_view(image, question, model, settings, progress=_progress(progress))
 
 
 def on_force_layer(progress: Any = gr.Progress(), *values: Any) -> RunView:  # noqa: B008
-    """Rerun crop, counterfactual and decoding from the layer on the slider."""
+    """Rerun crop, counterfactual and decoding from `layer` (values: image, question, model,
+    layer, *settings)."""
     image, question, model, layer, *settings = values
     return explain_view(
-        image,
-        question,
-        model,
-        settings,
-        force_layer=layer,
-        progress=_no_progress if progress is None else progress,
+        image, question, model, settings, force_layer=layer, progress=_progress(progress)
     )
+
+
+def _api_signature(fn: Callable[..., Any], names: Sequence[str]) -> None:
+    """Give a `(progress, *values)` handler named parameters, so the API lists `question`,
+    `k_heads`, ... (not param_7) and every one is optional (None = the control's default)."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter("progress", kind, default=gr.Progress())]
+    parameters += [inspect.Parameter(name, kind, default=None) for name in names]
+    fn.__signature__ = inspect.Signature(parameters)
+
+
+_SETTING_NAMES = [s.name for s in SETTINGS]
+_api_signature(on_run, ["image", "question", "model", *_SETTING_NAMES])
+_api_signature(on_force_layer, ["image", "question", "model", "layer", *_SETTING_NAMES])
 
 
 def on_layer(
@@ -765,10 +779,12 @@ def _compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float
 
 
 def on_compare(progress: Any = gr.Progress(), *values: Any) -> CompareView:  # noqa: B008
+    """Compare event: values = image, question, model, *settings."""
     image, question, model, *settings = values
-    return compare_view(
-        image, question, model, settings, progress=_no_progress if progress is None else progress
-    )
+    return compare_view(image, question, model, settings, progress=_progress(progress))
+
+
+_api_signature(on_compare, ["image", "question", "model", *_SETTING_NAMES])
 
 
 # --- examples -----------------------------------------------------------------------------------
