@@ -174,3 +174,14 @@ def test_qwen_crop_is_reencoded_at_its_own_resolution(tiny_vlms: dict[str, VLM])
     # The crop (half the side) spends the same token budget on a quarter of the pixels.
     assert crop_grid[0] * crop_grid[1] >= 0.5 * result.grid[0] * result.grid[1]
     assert torch.is_tensor(crop_inputs["pixel_values"])
+
+
+def test_capture_inside_generate_equals_a_plain_prefill(vlm: VLM, photo: Image.Image) -> None:
+    """The vanilla answer reuses the with-question prefill: its capture is the same rows."""
+    from laser_core.pipeline import _capture, prompt_texts
+
+    config = LaserConfig()
+    result = explain(vlm, photo, QUESTION, config)
+    text = prompt_texts(QUESTION, config).query
+    plain = _capture(vlm, vlm.adapter.encode([text], [photo], config))[0]
+    torch.testing.assert_close(torch.from_numpy(result.attn_query), plain, atol=1e-6, rtol=0)
