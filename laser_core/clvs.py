@@ -33,13 +33,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+from laser_core import pipeline  # module import: pipeline may import this module back
 from laser_core.capture import attach, last_row_probs
 from laser_core.clvs_math import (
     init_memory,
@@ -53,14 +54,9 @@ from laser_core.clvs_result import ClvsResult, cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.decode import decode
 from laser_core.loading import VLM
-from laser_core.pipeline import (
-    ImageInput,
-    _capture,
-    _encode_checked,
-    _prepare,
-    _timed,
-    prompt_texts,
-)
+
+if TYPE_CHECKING:
+    from laser_core.pipeline import ImageInput
 
 __all__ = [
     "ClvsResult",
@@ -222,7 +218,7 @@ class ClvsSmoother:
         prompt_keys = key[:, :, :n_prompt].float()
         apply_rotary = _rotary_function(module)
         _, moved = apply_rotary(prompt_keys, prompt_keys, cos, sin)
-        keys = torch.cat([moved.to(key.dtype), key[:, :, n_prompt:]], dim=2)
+        keys = torch.cat([moved, key[:, :, n_prompt:].float()], dim=2)  # float32 throughout
         return last_row_probs(query, keys, attention_mask, scaling)[0]
 
     def _shift_rotation(self, key: Tensor) -> tuple[Tensor, Tensor]:
@@ -363,19 +359,19 @@ def run_clvs(
         ValueError: unusable image or question, or settings that do not fit the model.
     """
     timings: dict[str, float] = {}
-    image, question, config = _prepare(vlm, image, question, config)
+    image, question, config = pipeline._prepare(vlm, image, question, config)
     adapter = vlm.adapter
-    with _timed(timings, "decode"):
-        inputs, geometry = _encode_checked(
-            vlm, [prompt_texts(question, config).query], [image], config
+    with pipeline._timed(timings, "decode"):
+        inputs, geometry = pipeline._encode_checked(
+            vlm, [pipeline.prompt_texts(question, config).query], [image], config
         )
         smoother = make_smoother(vlm, adapter.visual_mask(inputs)[0], config)
         with clvs_hooks(vlm, smoother):
             decoded = decode(vlm, inputs, config)
     baseline_attention = None
     if baseline:
-        with _timed(timings, "baseline"):
-            baseline_attention = _capture(vlm, inputs)[0].mean(1).numpy()  # [layer, patch]
+        with pipeline._timed(timings, "baseline"):
+            baseline_attention = pipeline._capture(vlm, inputs)[0].mean(1).numpy()  # [layer, patch]
     trace = smoother.trace(
         adapter.n_heads, int(adapter.visual_mask(inputs)[0].sum()), max(0, head_steps)
     )
