@@ -40,7 +40,6 @@ import torch
 from torch import Tensor, nn
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from laser_core import pipeline  # module import: pipeline may import this module back
 from laser_core.capture import attach, last_row_probs
 from laser_core.clvs_math import (
     init_memory,
@@ -138,6 +137,7 @@ class ClvsSmoother:
         self._key_rotation: tuple[Tensor, Tensor] | None = None  # cos, sin of the key shift
         self._memory: Tensor | None = None
         self._active = True
+        self._visual_cache: Tensor | None = None  # [key] mask of the current step
 
     # --- hooks ------------------------------------------------------------------------------
     def see_positions(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
@@ -200,9 +200,12 @@ class ClvsSmoother:
     # --- pieces -----------------------------------------------------------------------------
     def _visual_keys(self, n_keys: int, device: torch.device) -> Tensor:
         """[key] bool: the prompt's image tokens; generated tokens (cached keys) are text."""
-        visual = torch.zeros(n_keys, dtype=torch.bool)
-        visual[: self.visual.shape[0]] = self.visual
-        return visual.to(device)
+        cached = self._visual_cache
+        if cached is None or cached.shape[0] != n_keys or cached.device != device:
+            visual = torch.zeros(n_keys, dtype=torch.bool)
+            visual[: self.visual.shape[0]] = self.visual
+            self._visual_cache = cached = visual.to(device)
+        return cached
 
     def _unified_row(
         self,
@@ -358,6 +361,8 @@ def run_clvs(
     Raises:
         ValueError: unusable image or question, or settings that do not fit the model.
     """
+    from laser_core import pipeline  # here, not at the top: pipeline imports this module
+
     timings: dict[str, float] = {}
     image, question, config = pipeline._prepare(vlm, image, question, config)
     adapter = vlm.adapter
