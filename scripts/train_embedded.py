@@ -5,14 +5,14 @@ scratch and trained in two phases, on CPU:
 
 1. ``vision``: the CLIP tower alone learns per-patch colour / shape / mark labels (a stand-in
    for CLIP pre-training; end-to-end training from random weights stayed at chance).
-2. ``llava``: tower frozen; projector + language model learn to answer questions, with a
+2. ``llava``: tower fine-tuned at a tenth of the learning rate; projector + language model learn to answer questions, with a
    curriculum from 1-2 to 1-4 objects, full views and zoomed crops around objects (the crop
    the LASER method takes), plus query-free and generic prompts so those are in distribution.
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py --vision-steps 600 --llava-steps 3000
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py --vision-steps 1000 --llava-steps 1500
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _patch_labels(scene: W.Scene, box: W.Box) -> np.ndarray:
     out = np.full((3, g * g), -100, np.int64)
     is_obj = frac[np.arange(g * g), owner + 1] >= 0.3
     is_bg = frac[:, 0] >= 0.8
-    out[:, is_bg] = 0
+    out[0, is_bg] = 0  # shape and mark are learnt on object patches only (bg would swamp them)
     for p in np.nonzero(is_obj)[0]:
         o = scene.objects[owner[p]]
         out[0, p] = list(W.COLOURS).index(o.colour) + 1
@@ -286,9 +286,15 @@ def train_vision(model, args, pixels: Pixels, ckpt: Path) -> None:
 
 
 def train_llava(model, args, pixels: Pixels, prompts: Prompts, ckpt: Path) -> None:
-    model.model.vision_tower.requires_grad_(False).eval()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    tower = model.model.vision_tower
+    tower.requires_grad_(args.tower_lr_scale > 0)
+    tower_ids = {id(p) for p in tower.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in tower_ids]
+    groups = [{"params": rest, "scale": 1.0}]
+    if args.tower_lr_scale > 0:  # fine-tune the pre-trained tower gently
+        groups.append({"params": list(tower.parameters()), "scale": args.tower_lr_scale})
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01)
     start = 0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -296,11 +302,10 @@ def train_llava(model, args, pixels: Pixels, prompts: Prompts, ckpt: Path) -> No
         opt.load_state_dict(state["opt"])
         start = state["step"]
     model.train()
-    model.model.vision_tower.eval()
     t0, losses = time.time(), []
     for step in range(start, args.llava_steps):
         for g in opt.param_groups:
-            g["lr"] = _lr(step, args.llava_steps, args.lr, warmup=100)
+            g["lr"] = g["scale"] * _lr(step, args.llava_steps, args.lr, warmup=100)
         x, ids, mask, lab = llava_batch(step, args.llava_steps, args.batch, pixels, prompts)
         out = model(input_ids=ids, attention_mask=mask, pixel_values=x, labels=lab)
         opt.zero_grad()
@@ -318,7 +323,6 @@ def train_llava(model, args, pixels: Pixels, prompts: Prompts, ckpt: Path) -> No
         if args.eval_every and (step + 1) % args.eval_every == 0:
             evaluate(model, prompts.processor, n_scenes=40)
             model.train()
-            model.model.vision_tower.eval()
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -355,6 +359,39 @@ def evaluate(model, processor: LlavaProcessor, *, n_scenes: int, start: int = 0)
     return result
 
 
+def write_examples(model, processor: LlavaProcessor, out_dir: Path, *, start: int = 900_000) -> None:
+    """Save a few held-out example scenes the model handles, plus ``examples.json``.
+
+    Non-mark questions are kept when the full-view answer is right; mark questions when the
+    answer from the true object's crop is right (the case LASER's zoom is for).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = ["colour", "shape", "relation", "exist", "mark", "mark"]
+    examples: list[dict] = []
+    for seed in W.heldout_seeds(300, start=start):
+        if not wanted:
+            break
+        scene = W.make_scene(seed)
+        if len(scene.objects) < 3:
+            continue
+        q = W.make_question(scene, np.random.default_rng(seed), wanted[0])
+        if q is None:
+            continue
+        text = q.text + W.SUFFIX
+        view = scene.image.crop(W.crop_box(q.box)) if q.kind == "mark" else scene.image
+        if answer(model, processor, view, text) != q.answer:
+            continue
+        full = answer(model, processor, scene.image, text)
+        name = f"scene_{seed}.png"
+        scene.image.save(out_dir / name)
+        examples.append({"image": name, "question": q.text, "answer": q.answer, "kind": q.kind,
+                         "box": list(q.box) if q.box else None, "seed": seed,
+                         "model_full_view_answer": full})
+        wanted.pop(0)
+    (out_dir / "examples.json").write_text(json.dumps(examples, indent=2) + "\n")
+    print(f"wrote {len(examples)} examples to {out_dir}", flush=True)
+
+
 def _check_fast_path(processor: LlavaProcessor, pixels: Pixels, prompts: Prompts) -> None:
     """The training shortcuts must equal the processor's output."""
     scene = W.make_scene(12345)
@@ -369,12 +406,14 @@ def _check_fast_path(processor: LlavaProcessor, pixels: Pixels, prompts: Prompts
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--vision-steps", type=int, default=600)
+    ap.add_argument("--vision-steps", type=int, default=1000)
     ap.add_argument("--vision-batch", type=int, default=32)
     ap.add_argument("--vision-lr", type=float, default=2e-3)
-    ap.add_argument("--llava-steps", type=int, default=3000)
+    ap.add_argument("--llava-steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--tower-lr-scale", type=float, default=0.1,
+                    help="LLaVA phase: tower learning rate / --lr (0 = frozen tower)")
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--vision-hidden", type=int, default=128)
@@ -384,6 +423,10 @@ def main() -> None:
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--eval-scenes", type=int, default=200)
+    ap.add_argument("--export-only", action="store_true",
+                    help="skip training: save and evaluate the latest LLaVA checkpoint")
+    ap.add_argument("--examples", default=str(ROOT / "assets" / "examples"),
+                    help="where example scenes + examples.json are written after training")
     ap.add_argument("--run-dir", default=str(ROOT / ".train" / "run"))
     ap.add_argument("--out", default=str(ROOT / "assets" / "models" / "laser-toy"))
     args = ap.parse_args()
@@ -400,17 +443,23 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M parameters; vocab {len(processor.tokenizer)}", flush=True)
 
-    train_vision(model, args, pixels, run / "vision.pt")
-    if not (run / "llava.pt").exists():  # fresh LLaVA phase: take the trained tower
-        state = torch.load(run / "vision.pt", weights_only=False)
-        model.model.vision_tower.load_state_dict(state["tower"])
-    train_llava(model, args, pixels, prompts, run / "llava.pt")
+    if args.export_only:
+        state = torch.load(run / "llava.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        print(f"exporting the LLaVA checkpoint of step {state['step']}", flush=True)
+    else:
+        train_vision(model, args, pixels, run / "vision.pt")
+        if not (run / "llava.pt").exists():  # fresh LLaVA phase: take the trained tower
+            state = torch.load(run / "vision.pt", weights_only=False)
+            model.model.vision_tower.load_state_dict(state["tower"])
+        train_llava(model, args, pixels, prompts, run / "llava.pt")
 
     model.eval()
     out = Path(args.out)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     result = evaluate(model, processor, n_scenes=args.eval_scenes)
+    write_examples(model, processor, Path(args.examples))
     elapsed = time.time() - t_start
     (run / "summary.json").write_text(json.dumps(
         {"args": vars(args), "eval": result, "params": n_params,
