@@ -176,8 +176,8 @@ class ClvsSmoother:
             step.memory[layer] = self._memory
             row = smooth_row(probs, self._memory, self.settings.lam, visual=visual)
             self._memory = update_memory(self._memory, a_vis, self.settings.gamma)
-        step.before[layer] = a_vis.cpu()
-        step.after[layer] = step.before[layer] if row is None else row[:, visual].cpu()
+        step.before[layer] = a_vis  # kept on the device; copied out once, in `trace`
+        step.after[layer] = a_vis if row is None else row[:, visual]
         step.smoothed[layer] = row is not None
         if row is None:
             return None  # SDPA computes the output as usual
@@ -268,19 +268,18 @@ class ClvsSmoother:
     # --- result -----------------------------------------------------------------------------
     def trace(self, n_heads: int, n_patches: int, head_steps: int) -> dict[str, Any]:
         """Stacked numpy records: head means [T, L, P], heads [T', L, H, P], memory, checks."""
+        if not self.steps:
+            raise RuntimeError("no generating forward reached the CLVS hooks")
         nan = torch.full((n_heads, n_patches), float("nan"))
-        before = torch.stack(
-            [torch.stack([b if b is not None else nan for b in s.before]) for s in self.steps]
-        ).float()  # [T, L, H, P]
-        after = torch.stack(
-            [torch.stack([a if a is not None else nan for a in s.after]) for s in self.steps]
-        ).float()
-        memory = torch.stack(
-            [
-                torch.stack([m.cpu() if m is not None else nan[0] for m in s.memory])
-                for s in self.steps
-            ]
-        ).float()  # [T, L, P]
+
+        def stacked(records: list[list[Tensor | None]], empty: Tensor) -> Tensor:
+            return torch.stack(
+                [torch.stack([empty if r is None else r.cpu() for r in rs]) for rs in records]
+            ).float()
+
+        before = stacked([s.before for s in self.steps], nan)  # [T, L, H, P]
+        after = stacked([s.after for s in self.steps], nan)
+        memory = stacked([s.memory for s in self.steps], nan[0])  # [T, L, P]
         return {
             "attention_before": before.mean(2).numpy(),
             "attention_after": after.mean(2).numpy(),
