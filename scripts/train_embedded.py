@@ -5,9 +5,10 @@ scratch and trained in two phases, on CPU:
 
 1. ``vision``: the CLIP tower alone learns per-patch colour / shape / mark labels (a stand-in
    for CLIP pre-training; end-to-end training from random weights stayed at chance).
-2. ``llava``: tower fine-tuned at a tenth of the learning rate; projector + language model learn to answer questions, with a
-   curriculum from 1-2 to 1-4 objects, full views and zoomed crops around objects (the crop
-   the LASER method takes), plus query-free and generic prompts so those are in distribution.
+2. ``llava``: projector + language model learn to answer questions (the tower is fine-tuned
+   at a tenth of the learning rate), with a curriculum from 1-2 to 1-4 objects, full views
+   and zoomed crops around objects (the crop the LASER method takes), plus query-free and
+   generic prompts so those are in distribution.
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. Usage::
@@ -68,29 +69,46 @@ def build_processor() -> LlavaProcessor:
         size={"shortest_edge": VIEW}, crop_size={"height": VIEW, "width": VIEW}
     )
     return LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=PATCH,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
         chat_template=CHAT_TEMPLATE,
     )
 
 
-def build_model(processor: LlavaProcessor, args: argparse.Namespace) -> LlavaForConditionalGeneration:
+def build_model(
+    processor: LlavaProcessor, args: argparse.Namespace
+) -> LlavaForConditionalGeneration:
     tok = processor.tokenizer
     config = LlavaConfig(
         vision_config={
-            "model_type": "clip_vision_model", "hidden_size": args.vision_hidden,
-            "intermediate_size": 4 * args.vision_hidden, "num_hidden_layers": args.vision_layers,
-            "num_attention_heads": 4, "image_size": VIEW, "patch_size": PATCH,
+            "model_type": "clip_vision_model",
+            "hidden_size": args.vision_hidden,
+            "intermediate_size": 4 * args.vision_hidden,
+            "num_hidden_layers": args.vision_layers,
+            "num_attention_heads": 4,
+            "image_size": VIEW,
+            "patch_size": PATCH,
         },
         text_config={
-            "model_type": "llama", "hidden_size": args.hidden, "intermediate_size": 3 * args.hidden,
-            "num_hidden_layers": args.layers, "num_attention_heads": 4, "num_key_value_heads": 4,
-            "vocab_size": len(tok), "max_position_embeddings": 256, "tie_word_embeddings": False,
-            "pad_token_id": tok.pad_token_id, "bos_token_id": tok.eos_token_id,
+            "model_type": "llama",
+            "hidden_size": args.hidden,
+            "intermediate_size": 3 * args.hidden,
+            "num_hidden_layers": args.layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "vocab_size": len(tok),
+            "max_position_embeddings": 256,
+            "tie_word_embeddings": False,
+            "pad_token_id": tok.pad_token_id,
+            "bos_token_id": tok.eos_token_id,
             "eos_token_id": tok.eos_token_id,
         },
         image_token_index=tok.convert_tokens_to_ids(IMAGE_TOKEN),
-        vision_feature_layer=-1, vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
     )
     model = LlavaForConditionalGeneration(config)
     gc = model.generation_config
@@ -124,7 +142,9 @@ class Prompts:
 
     def __call__(self, text: str) -> list[int]:
         if text not in self.cache:
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+            messages = [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
+            ]
             prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
             prompt = prompt.replace(IMAGE_TOKEN, IMAGE_TOKEN * self.n_image)
             self.cache[text] = self.tok(prompt, add_special_tokens=False)["input_ids"]
@@ -177,7 +197,7 @@ def _patch_labels(scene: W.Scene, box: W.Box) -> np.ndarray:
 def vision_batch(step: int, size: int, pixels: Pixels) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng([1, step])
     xs, ys = [], []
-    for i in range(size):
+    for _ in range(size):
         scene = W.make_scene(int(rng.integers(W.HELD_OUT_START)))
         if rng.random() < 0.4:
             box: W.Box = (0, 0, W.CANVAS, W.CANVAS)
@@ -249,8 +269,12 @@ def _save(path: Path, **state) -> None:
 def train_vision(model, args, pixels: Pixels, ckpt: Path) -> None:
     tower = model.model.vision_tower
     hidden = model.config.vision_config.hidden_size
-    heads = torch.nn.ModuleList([torch.nn.Linear(hidden, n) for n in
-                                 (len(W.COLOURS) + 1, len(W.SHAPES) + 1, len(W.MARKS) + 1)])
+    heads = torch.nn.ModuleList(
+        [
+            torch.nn.Linear(hidden, n)
+            for n in (len(W.COLOURS) + 1, len(W.SHAPES) + 1, len(W.MARKS) + 1)
+        ]
+    )
     params = list(tower.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.vision_lr, weight_decay=0.01)
     start = 0
@@ -269,20 +293,30 @@ def train_vision(model, args, pixels: Pixels, ckpt: Path) -> None:
         loss = torch.zeros(())
         for h, head in enumerate(heads):
             logits = head(feats)
-            loss = loss + F.cross_entropy(logits.flatten(0, 1), y[:, h].flatten(), ignore_index=-100)
-            ok = (y[:, h] > 0)
+            loss = loss + F.cross_entropy(
+                logits.flatten(0, 1), y[:, h].flatten(), ignore_index=-100
+            )
+            ok = y[:, h] > 0
             acc.append(((logits.argmax(-1) == y[:, h]) & ok).sum().item() / max(1, ok.sum().item()))
         opt.zero_grad()
         loss.backward()
         opt.step()
         if (step + 1) % args.log_every == 0 or step + 1 == args.vision_steps:
-            a = np.array(acc[-3 * args.log_every:]).reshape(-1, 3).mean(0)
-            print(f"[vision] step {step + 1}/{args.vision_steps} loss {loss.item():.3f} "
-                  f"obj-patch acc colour {a[0]:.2f} shape {a[1]:.2f} mark(zoomed) {a[2]:.2f} "
-                  f"({(time.time() - t0) / (step + 1 - start):.2f}s/step)", flush=True)
+            a = np.array(acc[-3 * args.log_every :]).reshape(-1, 3).mean(0)
+            print(
+                f"[vision] step {step + 1}/{args.vision_steps} loss {loss.item():.3f} "
+                f"obj-patch acc colour {a[0]:.2f} shape {a[1]:.2f} mark(zoomed) {a[2]:.2f} "
+                f"({(time.time() - t0) / (step + 1 - start):.2f}s/step)",
+                flush=True,
+            )
         if (step + 1) % args.ckpt_every == 0 or step + 1 == args.vision_steps:
-            _save(ckpt, tower=tower.state_dict(), heads=heads.state_dict(),
-                  opt=opt.state_dict(), step=step + 1)
+            _save(
+                ckpt,
+                tower=tower.state_dict(),
+                heads=heads.state_dict(),
+                opt=opt.state_dict(),
+                step=step + 1,
+            )
 
 
 def train_llava(model, args, pixels: Pixels, prompts: Prompts, ckpt: Path) -> None:
@@ -314,10 +348,13 @@ def train_llava(model, args, pixels: Pixels, prompts: Prompts, ckpt: Path) -> No
         opt.step()
         losses.append(out.loss.item())
         if (step + 1) % args.log_every == 0 or step + 1 == args.llava_steps:
-            print(f"[llava] step {step + 1}/{args.llava_steps} loss "
-                  f"{np.mean(losses[-args.log_every:]):.3f} "
-                  f"({(time.time() - t0) / (step + 1 - start):.2f}s/step, "
-                  f"{time.strftime('%H:%M:%S')})", flush=True)
+            print(
+                f"[llava] step {step + 1}/{args.llava_steps} loss "
+                f"{np.mean(losses[-args.log_every :]):.3f} "
+                f"({(time.time() - t0) / (step + 1 - start):.2f}s/step, "
+                f"{time.strftime('%H:%M:%S')})",
+                flush=True,
+            )
         if (step + 1) % args.ckpt_every == 0 or step + 1 == args.llava_steps:
             _save(ckpt, model=model.state_dict(), opt=opt.state_dict(), step=step + 1)
         if args.eval_every and (step + 1) % args.eval_every == 0:
@@ -333,7 +370,7 @@ def answer(model, processor: LlavaProcessor, image: Image.Image, text: str) -> s
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     inputs = processor(images=image, text=prompt, return_tensors="pt")
     out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
-    new = out[0, inputs["input_ids"].shape[1]:]
+    new = out[0, inputs["input_ids"].shape[1] :]
     return processor.tokenizer.decode(new, skip_special_tokens=True).strip()
 
 
@@ -346,20 +383,28 @@ def evaluate(model, processor: LlavaProcessor, *, n_scenes: int, start: int = 0)
         for q in W.make_questions(scene, np.random.default_rng(seed)):
             text = q.text + W.SUFFIX
             hits["full"].setdefault(q.kind, []).append(
-                answer(model, processor, scene.image, text) == q.answer)
+                answer(model, processor, scene.image, text) == q.answer
+            )
             if q.box is not None:
                 crop = scene.image.crop(W.crop_box(q.box))
                 hits["crop"].setdefault(q.kind, []).append(
-                    answer(model, processor, crop, text) == q.answer)
-    result = {view: {k: {"acc": float(np.mean(v)), "n": len(v)} for k, v in d.items()}
-              for view, d in hits.items()}
-    line = " | ".join(f"{view}: " + " ".join(f"{k} {r['acc']:.2f}" for k, r in d.items())
-                      for view, d in result.items())
+                    answer(model, processor, crop, text) == q.answer
+                )
+    result = {
+        view: {k: {"acc": float(np.mean(v)), "n": len(v)} for k, v in d.items()}
+        for view, d in hits.items()
+    }
+    line = " | ".join(
+        f"{view}: " + " ".join(f"{k} {r['acc']:.2f}" for k, r in d.items())
+        for view, d in result.items()
+    )
     print(f"[eval {n_scenes} held-out scenes] {line}", flush=True)
     return result
 
 
-def write_examples(model, processor: LlavaProcessor, out_dir: Path, *, start: int = 900_000) -> None:
+def write_examples(
+    model, processor: LlavaProcessor, out_dir: Path, *, start: int = 900_000
+) -> None:
     """Save a few held-out example scenes the model handles, plus ``examples.json``.
 
     Non-mark questions are kept when the full-view answer is right; mark questions when the
@@ -384,9 +429,17 @@ def write_examples(model, processor: LlavaProcessor, out_dir: Path, *, start: in
         full = answer(model, processor, scene.image, text)
         name = f"scene_{seed}.png"
         scene.image.save(out_dir / name)
-        examples.append({"image": name, "question": q.text, "answer": q.answer, "kind": q.kind,
-                         "box": list(q.box) if q.box else None, "seed": seed,
-                         "model_full_view_answer": full})
+        examples.append(
+            {
+                "image": name,
+                "question": q.text,
+                "answer": q.answer,
+                "kind": q.kind,
+                "box": list(q.box) if q.box else None,
+                "seed": seed,
+                "model_full_view_answer": full,
+            }
+        )
         wanted.pop(0)
     (out_dir / "examples.json").write_text(json.dumps(examples, indent=2) + "\n")
     print(f"wrote {len(examples)} examples to {out_dir}", flush=True)
@@ -412,8 +465,12 @@ def main() -> None:
     ap.add_argument("--llava-steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--tower-lr-scale", type=float, default=0.1,
-                    help="LLaVA phase: tower learning rate / --lr (0 = frozen tower)")
+    ap.add_argument(
+        "--tower-lr-scale",
+        type=float,
+        default=0.1,
+        help="LLaVA phase: tower learning rate / --lr (0 = frozen tower)",
+    )
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--vision-hidden", type=int, default=128)
@@ -423,10 +480,16 @@ def main() -> None:
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--eval-scenes", type=int, default=200)
-    ap.add_argument("--export-only", action="store_true",
-                    help="skip training: save and evaluate the latest LLaVA checkpoint")
-    ap.add_argument("--examples", default=str(ROOT / "assets" / "examples"),
-                    help="where example scenes + examples.json are written after training")
+    ap.add_argument(
+        "--export-only",
+        action="store_true",
+        help="skip training: save and evaluate the latest LLaVA checkpoint",
+    )
+    ap.add_argument(
+        "--examples",
+        default=str(ROOT / "assets" / "examples"),
+        help="where example scenes + examples.json are written after training",
+    )
     ap.add_argument("--run-dir", default=str(ROOT / ".train" / "run"))
     ap.add_argument("--out", default=str(ROOT / "assets" / "models" / "laser-toy"))
     args = ap.parse_args()
@@ -461,9 +524,17 @@ def main() -> None:
     result = evaluate(model, processor, n_scenes=args.eval_scenes)
     write_examples(model, processor, Path(args.examples))
     elapsed = time.time() - t_start
-    (run / "summary.json").write_text(json.dumps(
-        {"args": vars(args), "eval": result, "params": n_params,
-         "wall_s_this_invocation": elapsed}, indent=2))
+    (run / "summary.json").write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "eval": result,
+                "params": n_params,
+                "wall_s_this_invocation": elapsed,
+            },
+            indent=2,
+        )
+    )
     print(f"saved to {out}; this invocation took {elapsed / 60:.1f} min", flush=True)
 
 

@@ -37,6 +37,8 @@ MARGIN = 8  # minimum distance from an object to the canvas border, px
 MAX_OBJECTS = 4
 HELD_OUT_START = 10**6  # seeds >= this are held out; training seeds are below
 
+QuestionKind = Literal["exist", "colour", "shape", "relation", "mark"]
+
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLOURS = {
     "red": (220, 40, 40),
@@ -47,12 +49,11 @@ COLOURS = {
 }
 MARKS = ("stripes", "bars", "checker", "diagonal")
 RELATIONS = {"left of": "left", "right of": "right", "above": "above", "below": "below"}
-KINDS = ("exist", "colour", "shape", "relation", "mark")
+KINDS: tuple[QuestionKind, ...] = ("exist", "colour", "shape", "relation", "mark")
 
 SUFFIX = " Answer the question using a single word or phrase."
 GENERIC_QUESTION = "Write a general description of the image."
 
-QuestionKind = Literal["exist", "colour", "shape", "relation", "mark"]
 Box = tuple[int, int, int, int]
 
 
@@ -158,7 +159,9 @@ def _place(rng: np.random.Generator, sizes: list[int], canvas: int) -> list[tupl
             x = int(rng.integers(MARGIN, canvas - MARGIN - size + 1))
             y = int(rng.integers(MARGIN, canvas - MARGIN - size + 1))
             if all(
-                x + size + GAP <= px or px + ps + GAP <= x or y + size + GAP <= py
+                x + size + GAP <= px
+                or px + ps + GAP <= x
+                or y + size + GAP <= py
                 or py + ps + GAP <= y
                 for px, py, ps in placed
             ):
@@ -207,8 +210,12 @@ def make_scene(seed: int, *, n_objects: int | None = None, canvas: int = CANVAS)
         region[mask] = texture[mask]
         labels[y : y + size, x : x + size][mask] = i
         rows, cols = np.nonzero(mask)
-        box = (x + int(cols.min()), y + int(rows.min()), x + int(cols.max()) + 1,
-               y + int(rows.max()) + 1)
+        box = (
+            x + int(cols.min()),
+            y + int(rows.min()),
+            x + int(cols.max()) + 1,
+            y + int(rows.max()) + 1,
+        )
         objects.append(ToyObject(shapes[i], colours[i], marks[i], box))
     return Scene(Image.fromarray(pixels), tuple(objects), labels, seed, background)
 
@@ -243,21 +250,31 @@ def make_question(
         present = {o.name for o in objs}
         absent = [f"{c} {s}" for c in COLOURS for s in SHAPES if f"{c} {s}" not in present]
         # Half the "no" cases reuse a present colour or shape, so one attribute is not enough.
-        near = [a for a in absent if any(a.split()[0] == o.colour or a.split()[1] == o.shape
-                                         for o in objs)]
+        near = [
+            a
+            for a in absent
+            if any(a.split()[0] == o.colour or a.split()[1] == o.shape for o in objs)
+        ]
         pool = near if near and rng.random() < 0.5 else absent
         return Question(f"Is there a {pool[int(rng.integers(len(pool)))]}?", "no", kind, None)
     if kind == "colour":
         return Question(f"What color is the {target.shape}?", target.colour, kind, target.box)
     if kind == "shape":
-        return Question(f"What shape is the {target.colour} object?", target.shape, kind,
-                        target.box)
+        return Question(
+            f"What shape is the {target.colour} object?", target.shape, kind, target.box
+        )
     if kind == "mark":
         named = target.colour + " object" if rng.random() < 0.7 else target.shape
         return Question(f"What pattern is on the {named}?", target.mark, kind, target.box)
     if kind == "relation":
-        pairs = [(a, b, r) for a in objs for b in objs if a is not b for r in RELATIONS
-                 if _relation_holds(a, b, r)]
+        pairs = [
+            (a, b, r)
+            for a in objs
+            for b in objs
+            if a is not b
+            for r in RELATIONS
+            if _relation_holds(a, b, r)
+        ]
         about_target = [p for p in pairs if p[0] is target]
         pairs = about_target or pairs
         if not pairs:
@@ -298,10 +315,21 @@ def crop_box(box: Box, *, canvas: int = CANVAS, side: int = CANVAS // 2) -> Box:
 
 def vocabulary() -> list[str]:
     """Every word that prompts, questions and answers of this world use (lower case)."""
-    text = " ".join([
-        SUFFIX, GENERIC_QUESTION, "Is there a", "What color is the", "What shape is the object",
-        "What pattern is on the", "Is the object the", "yes no and user assistant",
-        *RELATIONS, *SHAPES, *COLOURS, *MARKS,
-    ])
+    text = " ".join(
+        [
+            SUFFIX,
+            GENERIC_QUESTION,
+            "Is there a",
+            "What color is the",
+            "What shape is the object",
+            "What pattern is on the",
+            "Is the object the",
+            "yes no and user assistant",
+            *RELATIONS,
+            *SHAPES,
+            *COLOURS,
+            *MARKS,
+        ]
+    )
     words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
     return list(dict.fromkeys(words))

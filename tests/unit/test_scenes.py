@@ -89,8 +89,12 @@ def test_answers_agree_with_scene(seed: int) -> None:
                 assert a is target
                 ax, ay = a.centre
                 bx, by = b.centre
-                truth = {"left of": ax < bx, "right of": ax > bx, "above": ay < by,
-                         "below": ay > by}[relation]
+                truth = {
+                    "left of": ax < bx,
+                    "right of": ax > bx,
+                    "above": ay < by,
+                    "below": ay > by,
+                }[relation]
                 assert q.answer == ("yes" if truth else "no")
 
 
