@@ -175,25 +175,35 @@ def build_demo() -> gr.Blocks:
         with gr.Tab("Explain"):
             gr.Markdown(EXPLORER_HELP)
             with gr.Row():
-                layer = gr.Slider(0, 31, value=0, step=1, label="Layer", scale=3)
+                layer = gr.Slider(
+                    0, 31, value=0, step=1, label="Layer", scale=3, elem_id="layer-slider"
+                )
                 heads = gr.Dropdown(
                     [("As the method uses them", "method")], value="method", label="Heads", scale=2
                 )
                 opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Opacity", scale=2)
                 smooth = gr.Checkbox(False, label="Smooth cells", scale=1)
             with gr.Row():
-                raw = gr.Image(label="Raw attention", format="jpeg", elem_id="map-raw")
+                raw = gr.Image(
+                    label="Raw attention", format="jpeg", elem_id="map-raw", show_label=False
+                )
                 relative = gr.Image(
-                    label="Relative attention", format="jpeg", elem_id="map-relative"
+                    label="Relative attention",
+                    format="jpeg",
+                    elem_id="map-relative",
+                    show_label=False,
                 )
                 contrastive = gr.Image(
-                    label="Contrastive attention", format="jpeg", elem_id="map-contrastive"
+                    label="Contrastive attention",
+                    format="jpeg",
+                    elem_id="map-contrastive",
+                    show_label=False,
                 )
             with gr.Row():
                 gr.Markdown(FORCE_HELP)
                 force = gr.Button("Crop and decode from this layer")
             gr.Markdown(VAQ_HELP)
-            vaq = gr.Image(label="VAQ per layer", format="png", height=420)
+            vaq = gr.Image(label="VAQ per layer", format="png", height=420, show_label=False)
             with gr.Row():
                 with gr.Column():
                     gr.Markdown(CROP_HELP)
@@ -233,7 +243,9 @@ def build_demo() -> gr.Blocks:
                 height=360,
                 object_fit="contain",
             )
-            compare_table = gr.Dataframe(label="Answers", interactive=False)
+            compare_table = gr.Dataframe(
+                label="Answers", interactive=False, elem_id="compare-table"
+            )
         with gr.Tab("About"):
             gr.Markdown(CITATION)
 

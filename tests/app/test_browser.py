@@ -1,0 +1,128 @@
+"""A real browser drives the app: upload, ask, run, scrub the layer slider, screenshot.
+
+Headless Debian Chromium (`apt-get install chromium`) through the PyPI playwright package; never
+`playwright install`. Skipped where no browser exists, unless CI is set (then it fails).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("LASER_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
+TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def url(app_module: ModuleType) -> Iterator[str]:
+    demo = app_module.build_demo()
+    demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **app_module.launch_options()
+    )
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def _src(page: Any, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} img").first.get_attribute("src") or ""
+
+
+def test_upload_ask_run_and_scrub(
+    browser: Any, url: str, scene: Any, tmp_path: Path, tiny_model: str
+) -> None:
+    image = tmp_path / "scene.png"
+    scene(800, 600).save(image)
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    hosts: set[str] = set()
+    page.on("request", lambda request: hosts.add(urlparse(request.url).hostname or ""))
+    page.goto(url, wait_until="load")
+    page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)
+
+    page.locator("input[type=file]").first.set_input_files(str(image))
+    page.get_by_label("Question").fill("what colour is the square")
+    page.get_by_role("button", name="Run LASER").click()
+    page.wait_for_function(
+        "() => { const a = document.querySelector('.laser-answer-main');"
+        " return a && a.textContent.trim() !== '…'; }",
+        timeout=TIMEOUT_MS,
+    )
+    page.locator("#map-raw img").first.wait_for(timeout=TIMEOUT_MS)
+    before = {name: _src(page, name) for name in ("map-raw", "map-relative", "map-contrastive")}
+    assert all(before.values())
+
+    slider = page.locator("#layer-slider input[type=range]")
+    target = "2" if slider.input_value() != "2" else "1"
+    slider.fill(target)
+    page.wait_for_function(
+        "(old) => { const img = document.querySelector('#map-raw img');"
+        " return img && img.getAttribute('src') !== old; }",
+        arg=before["map-raw"],
+        timeout=TIMEOUT_MS,
+    )
+    page.wait_for_timeout(500)  # let all three panels settle
+    after = {name: _src(page, name) for name in before}
+    assert all(after[name] != before[name] for name in before), "every heat map was redrawn"
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "app-explain.png"), full_page=True)
+    with Image.open(SCREENSHOTS / "app-explain.png") as shot:
+        assert shot.width >= 1600
+    assert hosts <= {"127.0.0.1", "localhost"}, f"requests left the machine: {hosts}"
+    page.close()
+
+
+def test_compare_tab(browser: Any, url: str, scene: Any, tmp_path: Path, tiny_model: str) -> None:
+    image = tmp_path / "scene.png"
+    scene(800, 600).save(image)
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(url, wait_until="load")
+    page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)
+    page.locator("input[type=file]").first.set_input_files(str(image))
+    page.get_by_label("Question").fill("what colour is the square")
+    page.get_by_role("tab", name="Compare methods").click()
+    page.get_by_role("button", name="Compare methods").click()
+    page.get_by_text("Compared 4 methods").wait_for(timeout=TIMEOUT_MS)
+    table = page.locator("#compare-table")
+    table.wait_for(timeout=TIMEOUT_MS)
+    text = table.inner_text()
+    assert all(name in text for name in ("Vanilla", "ViCrop", "VCD", "LASER")), text
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SCREENSHOTS / "app-compare.png"), full_page=True)
+    page.close()
