@@ -86,6 +86,18 @@ COMPARE_HELP = (
     "crops at a fixed layer (blue box), LASER at l\\* (orange box). Each picture is what "
     "the method read."
 )
+CLVS_HELP = (
+    "**CLVS (cross-layer vision smoothing)**, a second method: while the model writes "
+    "each token, the attention it pays to the image is blended, layer after layer, "
+    "with a memory of where earlier layers looked, so an early focus is not lost. "
+    "Left: the share of attention going to the image per layer, without and with "
+    "smoothing. Right: the model's uncertainty per layer; smoothing stops once it "
+    "drops below the threshold δ."
+)
+CLVS_MAPS_HELP = (
+    "**Where the first answer token looks**, at one layer, without smoothing "
+    "(left) and with CLVS (right), on one colour scale."
+)
 SETTINGS_HELP = (
     "Every setting of the method (`LaserConfig`), with its meaning and range. Leave a "
     "number blank for its default (or `None`). Changes apply to the next Run."
@@ -138,6 +150,50 @@ def _settings_panel() -> list[gr.components.Component]:
     return controls
 
 
+def _clvs_tab(inputs: list[gr.components.Component]) -> None:
+    """The CLVS tab: its answer, charts and before/after maps, wired to its handlers."""
+    with gr.Tab("CLVS"):
+        gr.Markdown(CLVS_HELP)
+        button = gr.Button("Run CLVS", variant="primary")
+        session = gr.State(None)
+        status = gr.Markdown()
+        answer = gr.HTML()
+        with gr.Row():
+            decay = gr.Image(
+                label="Attention to the image per layer", format="png", show_label=False
+            )
+            check = gr.Image(label="Uncertainty check", format="png", show_label=False)
+        gr.Markdown(CLVS_MAPS_HELP)
+        with gr.Row():
+            layer = gr.Slider(
+                0, 31, value=0, step=1, label="Layer", scale=3, elem_id="clvs-layer-slider"
+            )
+            opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Opacity", scale=2)
+        with gr.Row():
+            before = gr.Image(label="Without smoothing", format="jpeg", show_label=False)
+            after = gr.Image(label="With CLVS", format="jpeg", show_label=False)
+    outputs = [session, status, answer, layer, before, after, decay, check]
+    button.click(
+        h.on_clvs,
+        inputs,
+        outputs,
+        preprocess=False,
+        api_name="clvs",
+        concurrency_limit=1,
+        concurrency_id="model",
+    )
+    for control in (layer, opacity):
+        control.input(
+            h.on_clvs_layer,
+            [session, layer, opacity],
+            [before, after],
+            api_name=False,
+            show_progress="hidden",
+            trigger_mode="always_last",
+            concurrency_limit=4,
+        )
+
+
 def build_demo() -> gr.Blocks:
     """The page. Model events share one queue slot (one accelerator); redraws do not."""
     model_slot = {"concurrency_limit": 1, "concurrency_id": "model"}
@@ -172,6 +228,7 @@ def build_demo() -> gr.Blocks:
                 )
                 status = gr.Markdown("Upload an image, type a question and press **Run LASER**.")
         settings = _settings_panel()
+        model_inputs = [image, question, model]
         with gr.Tab("Explain"):
             gr.Markdown(EXPLORER_HELP)
             with gr.Row():
@@ -246,6 +303,8 @@ def build_demo() -> gr.Blocks:
             compare_table = gr.Dataframe(
                 label="Answers", interactive=False, elem_id="compare-table"
             )
+        if h.CLVS_AVAILABLE:
+            _clvs_tab(model_inputs + settings)
         with gr.Tab("About"):
             gr.Markdown(CITATION)
 
@@ -268,7 +327,6 @@ def build_demo() -> gr.Blocks:
             "files": files,
         }
         run_outputs = [outputs[name] for name in h.RunView._fields]
-        model_inputs = [image, question, model]
         run.click(
             h.on_run,
             model_inputs + settings,

@@ -787,6 +787,155 @@ def on_compare(progress: Any = gr.Progress(), *values: Any) -> CompareView:  # n
 _api_signature(on_compare, ["image", "question", "model", *_SETTING_NAMES])
 
 
+# --- CLVS, the second method (its tab is shown when its modules exist) -------------------------
+
+try:
+    from laser_core.clvs import run_clvs
+    from viz.clvs_charts import attention_decay_chart, uncertainty_chart
+
+    CLVS_AVAILABLE = True
+except ImportError:  # pragma: no cover - CLVS is optional for the app
+    CLVS_AVAILABLE = False
+
+
+@_on_gpu
+def _clvs_on_device(vlm: VLM, image: Image.Image, question: str, config: LaserConfig) -> Any:
+    return run_clvs(vlm, image, question, config)
+
+
+@dataclass
+class ClvsSession:
+    """One user's last CLVS run, kept in gr.State (images at display size)."""
+
+    result: Any  # ClvsResult
+    source_size: tuple[int, int]
+    canvas: OverlayCanvas
+    model_label: str
+    seconds: float
+
+
+class ClvsView(NamedTuple):
+    session: Any
+    status: Any
+    answer: Any
+    layer: Any
+    before: Any
+    after: Any
+    decay: Any
+    uncertainty: Any
+
+
+def clvs_frames(session: ClvsSession, layer: Any, opacity: Any = 0.55) -> tuple[Any, Any]:
+    """The first generated token's attention at one layer, without and with smoothing, on one
+    colour scale so the two can be compared."""
+    r = session.result
+    layer = int(min(max(int(_number("layer", layer)), 0), r.n_layers - 1))
+    alpha = float(min(max(_number("opacity", opacity), 0.0), 1.0))
+    before = r.attention_before[0, layer].reshape(r.grid)
+    after = r.attention_after[0, layer].reshape(r.grid)
+    top = float(np.nanmax([np.nanmax(before), np.nanmax(after), 1e-12]))
+    plain, smoothed = (
+        heatmap_panel(
+            session.canvas,
+            np.nan_to_num(heat),
+            title=f"{title} · layer {layer}",
+            label="attention share",
+            opacity=alpha,
+            vmin=0.0,
+            vmax=top,
+        )
+        for title, heat in (("Without smoothing", before), ("With CLVS", after))
+    )
+    return plain, smoothed
+
+
+def clvs_view(
+    image: Any,
+    question: Any,
+    model: Any,
+    settings: Sequence[Any],
+    *,
+    progress: Callable[..., Any] = _no_progress,
+) -> ClvsView:
+    """Run CLVS and draw its panels; on bad input only the status changes."""
+    try:
+        if not CLVS_AVAILABLE:
+            raise ValueError("CLVS is not available in this installation")
+        pil, text, choice, config = _inputs(image, question, model, settings)
+        start = time.perf_counter()
+        progress(0.1, desc=f"Loading the {_model_label(choice)} (first run only)")
+        vlm = load_runner(choice)
+        progress(0.3, desc="CLVS: decoding with cross-layer vision smoothing")
+        result = _clvs_on_device(vlm, pil, text, config)
+        progress(0.9, desc="Drawing the panels")
+        canvas = OverlayCanvas(result.image, result.cell_boxes, max_side=EXPLORER_SIDE)
+        small = Image.fromarray(fit_for_display(result.image, DISPLAY_SIDE))
+        session = ClvsSession(
+            dataclasses.replace(result, image=small),
+            result.image.size,
+            canvas,
+            _model_label(choice),
+            time.perf_counter() - start,
+        )
+        return _clvs_outputs(session)
+    except Exception as error:
+        skip = gr.skip()
+        return ClvsView(skip, _warn(_friendly(error)), *([skip] * 6))
+
+
+def _clvs_outputs(session: ClvsSession) -> ClvsView:
+    r = session.result
+    stop = r.stop_layer
+    start_layer = stop if stop is not None else r.n_layers - 1
+    answer = html.escape(r.answer) if r.answer.strip() else "<i>(empty answer)</i>"
+    where = (
+        f"smoothing stopped after layer {stop}"
+        if stop is not None
+        else "smoothing ran through the last layer"
+    )
+    card = (
+        '<div class="laser-answer"><div class="laser-answer-label">CLVS answer</div>'
+        f'<div class="laser-answer-main">{answer}</div><div class="laser-answer-facts">'
+        f"<span>First token: {where}</span>"
+        f"<span>uncertainty checked from layer {r.check_from}</span></div></div>"
+    )
+    shares = r.image_attention(0)
+    plain = shares["baseline"] if shares["baseline"] is not None else shares["before"]
+    decay = attention_decay_chart(plain, shares["after"], stop_layer=stop)
+    delta = float(r.config.get("clvs_delta", 0.5))
+    check = uncertainty_chart(np.asarray(r.uncertainty[0]), delta=delta, stop_layer=stop)
+    status = f"CLVS done in {session.seconds:.1f} s with the {session.model_label}."
+    return ClvsView(
+        session,
+        status,
+        card,
+        gr.update(minimum=0, maximum=r.n_layers - 1, value=start_layer),
+        *clvs_frames(session, start_layer),
+        decay,
+        check,
+    )
+
+
+def on_clvs(progress: Any = gr.Progress(), *values: Any) -> ClvsView:  # noqa: B008
+    """CLVS event: values = image, question, model, *settings."""
+    image, question, model, *settings = values
+    return clvs_view(image, question, model, settings, progress=_progress(progress))
+
+
+_api_signature(on_clvs, ["image", "question", "model", *_SETTING_NAMES])
+
+
+def on_clvs_layer(session: ClvsSession | None, layer: Any, opacity: Any) -> tuple[Any, Any]:
+    """Redraw the CLVS before/after maps from the session: never runs the model."""
+    if session is None:
+        return gr.skip(), gr.skip()
+    try:
+        return clvs_frames(session, layer, opacity)
+    except Exception as error:
+        _warn(_friendly(error))
+        return gr.skip(), gr.skip()
+
+
 # --- examples -----------------------------------------------------------------------------------
 
 

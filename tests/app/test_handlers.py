@@ -209,3 +209,24 @@ def test_examples_are_read_when_present(handlers: ModuleType, tmp_path: Path) ->
     assert handlers.load_examples(tmp_path) == [[str(tmp_path / "a.png"), "what?", "red"]]
     (tmp_path / "examples.json").write_text("{broken")
     assert handlers.load_examples(tmp_path) == []
+
+
+@pytest.mark.skipif("not __import__('app_handlers').CLVS_AVAILABLE")
+def test_clvs_panels(
+    handlers: ModuleType,
+    tiny_model: str,
+    picture: Image.Image,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    view = handlers.on_clvs(None, picture, "what colour", tiny_model, *settings())
+    assert view.status.startswith("CLVS done"), view.status
+    assert "CLVS answer" in view.answer
+    assert view.decay.shape == view.uncertainty.shape == (640, 1024, 3)
+    assert view.before.shape == view.after.shape
+    monkeypatch.setattr(handlers, "load_runner", None)  # redraws must not touch the model
+    before, after = handlers.on_clvs_layer(view.session, 0, 0.8)
+    assert before.shape == view.before.shape
+    assert all(isinstance(v, dict) for v in handlers.on_clvs_layer(None, 0, 0.5))
+    bad = handlers.on_clvs(None, None, "what", tiny_model, *settings())
+    assert bad.status.startswith("⚠️")
