@@ -229,6 +229,14 @@ class ClvsSmoother:
         if self._key_rotation is None:
             if self._positions is None:
                 raise RuntimeError("the rotary embedding never saw the prompt's position ids")
+            rope_type = str(getattr(self.rotary, "rope_type", "default"))
+            if "dynamic" in rope_type or rope_type == "longrope":
+                # Their frequencies depend on the longest position seen: calling the module at
+                # small position changes would reset them for the rest of the forward.
+                raise NotImplementedError(
+                    f"unified positions do not support {rope_type!r} RoPE; "
+                    "set clvs_unified_positions=False"
+                )
             positions = self._positions  # [batch=1, seq] or [3, batch=1, seq]
             shift = unified_key_shift(
                 positions.reshape(-1, positions.shape[-1]).cpu(), self.visual
