@@ -6,6 +6,8 @@ print(result.answer, result.layer)
 run_method(vlm, "photo.jpg", "What colour is the mug?", "vicrop").answer
 """
 
+from laser_core.clvs import run_clvs
+from laser_core.clvs_result import ClvsResult
 from laser_core.config import LaserConfig
 from laser_core.contrast import vat_logits, vcd_logits
 from laser_core.crop import box_mass_share, crop_box, crop_size
@@ -28,6 +30,7 @@ __all__ = [
     "METHODS",
     "VLM",
     "Candidate",
+    "ClvsResult",
     "DecodeStep",
     "LaserConfig",
     "LaserResult",
@@ -44,6 +47,7 @@ __all__ = [
     "load_model",
     "mask_cells",
     "relative_attention",
+    "run_clvs",
     "run_method",
     "select_layer",
     "top_cells",

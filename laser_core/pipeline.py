@@ -26,6 +26,7 @@ from transformers import BatchFeature
 
 from laser_core.adapters import ImageGeometry
 from laser_core.capture import AttentionRecorder, attach
+from laser_core.clvs import run_clvs
 from laser_core.config import LaserConfig
 from laser_core.contrast import diffusion_noise, vat_logits, vcd_logits
 from laser_core.crop import Box, crop_box
@@ -37,7 +38,7 @@ from laser_core.maps import all_layer_maps, contrastive_attention, relative_atte
 from laser_core.mask import mask_cells, top_cells
 from laser_core.result import LaserResult
 
-Method = Literal["vanilla", "vicrop", "vcd", "laser", "laser_no_vat", "laser_static"]
+Method = Literal["vanilla", "vicrop", "vcd", "laser", "laser_no_vat", "laser_static", "clvs"]
 METHODS: tuple[str, ...] = get_args(Method)
 ImageInput = Image.Image | str
 
@@ -200,7 +201,7 @@ def run_method(
     method: Method | str,
     config: LaserConfig | None = None,
 ) -> MethodResult:
-    """Answer with one method: vanilla, vicrop, vcd, laser, laser_no_vat or laser_static.
+    """Answer with one method: vanilla, vicrop, vcd, laser, laser_no_vat, laser_static or clvs.
 
     Raises:
         ValueError: an unknown method, or bad input (see `explain`).
@@ -221,6 +222,10 @@ def run_method(
             result.config,
             result,
         )
+    if method == "clvs":  # cross-layer vision smoothing; its trace rides in extras["clvs"]
+        clvs = run_clvs(vlm, image, question, config)
+        return MethodResult("clvs", clvs.answer, None, None, None, clvs.image, clvs.steps,
+                            clvs.timings, clvs.config, extras={"clvs": clvs})
     timings: dict[str, float] = {}
     image, question, config = _prepare(vlm, image, question, config)
     prompts = prompt_texts(question, config)
