@@ -224,40 +224,30 @@ def run_method(
         )
     if method == "clvs":  # cross-layer vision smoothing; its trace rides in extras["clvs"]
         clvs = run_clvs(vlm, image, question, config)
-        return MethodResult("clvs", clvs.answer, None, None, None, clvs.image, clvs.steps,
-                            clvs.timings, clvs.config, extras={"clvs": clvs})
+        return MethodResult(
+            "clvs",
+            clvs.answer,
+            None,
+            None,
+            None,
+            clvs.image,
+            clvs.steps,
+            clvs.timings,
+            clvs.config,
+            extras={"clvs": clvs},
+        )
     timings: dict[str, float] = {}
     image, question, config = _prepare(vlm, image, question, config)
     prompts = prompt_texts(question, config)
-    if method == "vanilla":
+    if method in ("vanilla", "vcd"):  # the full image, no crop
         with _timed(timings, "decode"):
-            inputs, _ = _encode_checked(vlm, [prompts.query], [image], config)
-            decoded = decode(vlm, inputs, config)
-        return MethodResult(
-            method,
-            decoded.answer,
-            None,
-            None,
-            None,
-            image,
-            decoded.steps,
-            timings,
-            config.to_dict(),
-        )
-    if method == "vcd":
-        with _timed(timings, "decode"):
-            decoded = _vcd(vlm, prompts.query, image, config)
-        return MethodResult(
-            method,
-            decoded.answer,
-            None,
-            None,
-            None,
-            image,
-            decoded.steps,
-            timings,
-            config.to_dict(),
-        )
+            if method == "vcd":
+                decoded = _vcd(vlm, prompts.query, image, config)
+            else:
+                inputs, _ = _encode_checked(vlm, [prompts.query], [image], config)
+                decoded = decode(vlm, inputs, config)
+        full = (None, None, None, image, decoded.steps, timings, config.to_dict())
+        return MethodResult(method, decoded.answer, *full)
     with _timed(timings, "capture"):
         layer, heat, geometry = _crop_map(vlm, image, prompts, method, config)
     with _timed(timings, "crop"):
