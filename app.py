@@ -131,8 +131,13 @@ def _setting_control(setting: h.Setting) -> gr.components.Component:
         return gr.Checkbox(value=setting.default, **common)
     if setting.kind == "choice":
         return gr.Dropdown(list(setting.choices), value=setting.default, **common)
-    if setting.kind in ("text", "layers"):
-        placeholder = "blank = all layers; e.g. 8, 9, 10" if setting.kind == "layers" else None
+    placeholders = {
+        "layers": "blank = all layers; e.g. 8, 9, 10",
+        "optional_int": "blank = None",
+        "optional_float": "blank = None",
+    }
+    if setting.kind in ("text", *placeholders):  # a blank Number would show (but not send) 0
+        placeholder = placeholders.get(setting.kind)
         return gr.Textbox(value=setting.default or "", placeholder=placeholder, **common)
     precision = 0 if setting.kind in ("int", "optional_int") else None
     return gr.Number(value=setting.default, precision=precision, **common)
@@ -296,7 +301,7 @@ def build_demo() -> gr.Blocks:
             )
             gallery = gr.Gallery(
                 label="What each method read, and its answer",
-                columns=4,
+                columns=len(h.COMPARE_METHODS),
                 height=360,
                 object_fit="contain",
             )
