@@ -31,9 +31,9 @@ TITLE = "LASER Lens"
 INTRO = """\
 # LASER Lens
 Ask a vision-language model a question about an image and watch **where it looks**. LASER finds the
-decoder layer whose attention is most about *your question* (layer **l\\***), crops the image
-there, and decodes from the crop while subtracting what the model would say with that spot masked
-out (**VAT** decoding). Upload an image, ask, press **Run**, then scrub through the layers below."""
+decoder layer whose attention responds most to *your question* (layer **l\\***), crops the image
+there, and decodes from the crop while checking each word against a copy with the attended spot
+masked out (**VAT** decoding). Upload an image, ask, press **Run LASER**, then scrub the layers."""
 MODEL_NOTE = (
     "The embedded toy model runs here on the CPU, offline, in seconds; it knows a toy "
     "world of coloured shapes with fine marks (try the examples). The hub models need a "
@@ -55,8 +55,8 @@ FORCE_HELP = (
     "instead of l\\*: a wrong layer often crops the wrong spot and changes the answer."
 )
 VAQ_HELP = (
-    "**Visual attention quality (VAQ) per layer.** How strongly each layer's attention "
-    "focuses on what the question is about (the size of its contrastive map). LASER "
+    "**Visual Activation by Query (VAQ), per layer.** How strongly each layer's attention "
+    "to the image changes because of the question (the size of its contrastive map). LASER "
     "picks the tallest bar, l\\* (orange); the hatched blue bar is the fixed layer ViCrop "
     "uses."
 )
@@ -71,10 +71,10 @@ COUNTERFACTUAL_HELP = (
     "it). Tokens that need the masked detail lose score on I−."
 )
 VAT_HELP = (
-    "**VAT decoding, token by token.** For each generated token, the top candidates: z+ "
-    "(logit on the crop), z− (logit on the masked crop), VAT = z+ − z− (how much the token "
-    "depends on the attended detail), s = z+ + α·VAT (the score LASER ranks by) and its "
-    "probability p(s). ✓ marks the token produced."
+    "**VAT (Visual Activation of Tokens), token by token.** For each generated token, the "
+    "top candidates: z+ (logit on the crop), z− (logit on the masked crop), VAT = z+ − z− "
+    "(how much the token depends on the attended detail), s = z+ + α·VAT (the score LASER "
+    "ranks by) and its probability p(s). ✓ marks the token produced."
 )
 EXPORT_HELP = (
     "**Export.** A 1920 × 1080 slide with every panel (at the layer on the slider) and "
@@ -103,12 +103,16 @@ SETTINGS_HELP = (
     "number blank for its default (or `None`). Changes apply to the next Run."
 )
 CITATION = """\
-**LASER**: layer-adaptive attention-guided visual localization and decoding enhancement for
-vision-language models (see the paper in the project's `seeds/`). **ViCrop**: Zhang et al., *MLLMs
-know where to look* (ICLR 2025). **VCD**: Leng et al., *Mitigating object hallucinations through
-visual contrastive decoding* (CVPR 2024). **CLVS**: cross-layer vision smoothing.
-LASER Lens is built with PyTorch, Hugging Face Transformers, Gradio and Matplotlib; the embedded toy
-model is a small LLaVA trained here on a synthetic world. Layers and heads are numbered from 0."""
+**LASER**: Z. Zhu, Z. Hu, Q. Zhu, Y. Hong, Y. Liu, J. Su, Y. He and L. Gui, *Beyond Static Cropping:
+Layer-Adaptive Visual Localization and Decoding Enhancement*. **ViCrop**: J. Zhang et al., *MLLMs
+Know Where to Look: Training-free Perception of Small Visual Details with Multimodal LLMs*
+(ICLR 2025). **VCD**: S. Leng et al., *Mitigating Object Hallucinations in Large Vision-Language
+Models through Visual Contrastive Decoding* (CVPR 2024). **CLVS**: *Cross-Layer Vision Smoothing:
+Enhancing Visual Understanding via Sustained Focus on Key Objects in Large Vision-Language Models*.
+
+LASER Lens is built with PyTorch, Hugging Face Transformers, Gradio, Pillow and Matplotlib. The
+embedded toy model is a small LLaVA trained for this project on a synthetic world of shapes; it
+runs offline on a CPU. Layers and heads are numbered from 0 everywhere."""
 
 CSS = """
 .laser-answer {padding: 0.6rem 1rem; border-radius: 12px; background: var(--block-background-fill);

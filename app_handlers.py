@@ -474,7 +474,7 @@ def vat_table(session: Session) -> pd.DataFrame:
 def vaq_image(session: Session) -> np.ndarray:
     r = session.result
     static = r.static_layer if 0 <= r.static_layer < r.n_layers else None
-    title = "Visual attention quality (VAQ) per layer"
+    title = "Visual Activation by Query (VAQ) per layer"
     if r.config.get("force_layer") is not None:
         title = f"VAQ per layer (layer {r.layer} forced, VAQ picks {session.vaq_layer})"
     return vaq_chart(r.vaq, chosen=r.layer, static=static, title=title)
