@@ -209,8 +209,20 @@ def vision_batch(step: int, size: int, pixels: Pixels) -> tuple[torch.Tensor, to
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def llava_example(rng: np.random.Generator, step: int, total: int) -> tuple[Image.Image, str, str]:
-    """One (view image, user text, answer) training example."""
+FULL_KINDS = ("exist", "colour", "shape", "relation", "mark")  # full-view question mix
+CROP_KINDS = ("mark", "mark", "mark", "colour", "shape", "exist")  # zoomed-view question mix
+
+
+def llava_example(
+    rng: np.random.Generator,
+    step: int,
+    total: int,
+    *,
+    full_kinds: tuple[str, ...] = FULL_KINDS,
+    crop_kinds: tuple[str, ...] = CROP_KINDS,
+) -> tuple[Image.Image, str, str]:
+    """One (view image, user text, answer) training example; a kind listed twice is twice as
+    likely."""
     n = int(rng.integers(1, _max_objects(step, total) + 1))
     scene = W.make_scene(int(rng.integers(W.HELD_OUT_START)), n_objects=n)
     u = rng.random()
@@ -219,7 +231,7 @@ def llava_example(rng: np.random.Generator, step: int, total: int) -> tuple[Imag
     if u < 0.14:  # generic prompt: a short description
         return scene.image, W.GENERIC_QUESTION + W.SUFFIX, W.describe(scene)
     if u < 0.55:  # full view, any kind
-        kinds = [k for k in W.KINDS if k != "relation" or n > 1]
+        kinds = [k for k in full_kinds if k != "relation" or n > 1]
         q = W.make_question(scene, rng, kinds[int(rng.integers(len(kinds)))])
         if q is None:
             q = W.make_question(scene, rng, "colour")
@@ -228,7 +240,7 @@ def llava_example(rng: np.random.Generator, step: int, total: int) -> tuple[Imag
     # Zoomed view around a target object, question about that object.
     target = scene.objects[int(rng.integers(n))]
     box = _view_box(target, int(rng.choice(CROP_SIDES)), rng)
-    kind = rng.choice(["mark", "mark", "mark", "colour", "shape", "exist"])
+    kind = rng.choice(list(crop_kinds))
     q = W.make_question(scene, rng, kind, target=target)
     assert q is not None
     if q.kind == "exist" and q.answer == "yes" and q.box is None:
@@ -236,11 +248,17 @@ def llava_example(rng: np.random.Generator, step: int, total: int) -> tuple[Imag
     return scene.image.crop(box), q.text + W.SUFFIX, q.answer
 
 
-def llava_batch(step: int, total: int, size: int, pixels: Pixels, prompts: Prompts):
+def llava_batch(step: int, size: int, pixels: Pixels, prompts: Prompts, args):
     rng = np.random.default_rng([2, step])
     xs, seqs, labels = [], [], []
     for _ in range(size):
-        image, text, answer = llava_example(rng, step, total)
+        image, text, answer = llava_example(
+            rng,
+            step,
+            args.llava_steps,
+            full_kinds=tuple(args.full_kinds.split(",")),
+            crop_kinds=tuple(args.crop_kinds.split(",")),
+        )
         xs.append(pixels(image))
         p, a = prompts(text), prompts.answer(answer)
         seqs.append(p + a)
@@ -340,7 +358,7 @@ def train_llava(model, args, pixels: Pixels, prompts: Prompts, ckpt: Path) -> No
     for step in range(start, args.llava_steps):
         for g in opt.param_groups:
             g["lr"] = g["scale"] * _lr(step, args.llava_steps, args.lr, warmup=100)
-        x, ids, mask, lab = llava_batch(step, args.llava_steps, args.batch, pixels, prompts)
+        x, ids, mask, lab = llava_batch(step, args.batch, pixels, prompts, args)
         out = model(input_ids=ids, attention_mask=mask, pixel_values=x, labels=lab)
         opt.zero_grad()
         out.loss.backward()
@@ -471,6 +489,8 @@ def main() -> None:
         default=0.1,
         help="LLaVA phase: tower learning rate / --lr (0 = frozen tower)",
     )
+    ap.add_argument("--full-kinds", default=",".join(FULL_KINDS), help="full-view question mix")
+    ap.add_argument("--crop-kinds", default=",".join(CROP_KINDS), help="zoomed-view question mix")
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--vision-hidden", type=int, default=128)
