@@ -7,6 +7,7 @@ Headless Debian Chromium (`apt-get install chromium`) through the PyPI playwrigh
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -94,6 +95,7 @@ def test_upload_ask_run_and_scrub(
 
     slider = page.locator("#layer-slider input[type=range]")
     target = "2" if slider.input_value() != "2" else "1"
+    start = time.perf_counter()
     slider.fill(target)
     page.wait_for_function(
         "(old) => { const img = document.querySelector('#map-raw img');"
@@ -101,6 +103,7 @@ def test_upload_ask_run_and_scrub(
         arg=before["map-raw"],
         timeout=TIMEOUT_MS,
     )
+    print(f"\nslider to new heat map in the browser: {(time.perf_counter() - start) * 1000:.0f} ms")
     page.wait_for_timeout(500)  # let all three panels settle
     after = {name: _src(page, name) for name in before}
     assert all(after[name] != before[name] for name in before), "every heat map was redrawn"
