@@ -132,16 +132,22 @@ def load_runner(choice: str) -> VLM:
         return _MODELS[choice]
 
 
+# The GPU functions take the model CHOICE, not the model: on ZeroGPU they run in a worker that
+# inherits the cache filled by `load_runner` in the main process, and their arguments are pickled.
+
+
 @_on_gpu
-def _explain_on_device(vlm: VLM, image: Image.Image, question: str, config: LaserConfig):
-    return explain(vlm, image, question, config)
+def _explain_on_device(
+    choice: str, image: Image.Image, question: str, config: LaserConfig
+) -> LaserResult:
+    return explain(load_runner(choice), image, question, config)
 
 
 @_on_gpu
 def _method_on_device(
-    vlm: VLM, image: Image.Image, question: str, method: str, config: LaserConfig
+    choice: str, image: Image.Image, question: str, method: str, config: LaserConfig
 ) -> MethodResult:
-    return run_method(vlm, image, question, method, config)
+    return run_method(load_runner(choice), image, question, method, config)
 
 
 # --- settings: one control per LaserConfig field -------------------------------------------------
@@ -374,8 +380,8 @@ def layer_frames(
     r = session.result
     layer = int(min(max(int(layer), 0), r.n_layers - 1))
     opacity = float(min(max(float(opacity), 0.0), 1.0))
-    maps = _layer_maps(session, layer, heads)
-    tag = " (l*)" if layer == r.layer else ""
+    maps, heads_note = _layer_maps(session, layer, heads)
+    tag = _layer_tag(session, layer) + heads_note
     raw, relative, contrastive = _same_width(
         [
             heatmap_panel(
@@ -392,6 +398,15 @@ def layer_frames(
     return raw, relative, contrastive
 
 
+def _layer_tag(session: Session, layer: int) -> str:
+    """What is special about a layer: LASER's l*, the forced layer, or VAQ's pick when forced."""
+    r = session.result
+    forced = r.config.get("force_layer") is not None
+    if layer == r.layer:
+        return " (forced)" if forced else " (l*)"
+    return " (VAQ's l*)" if forced and layer == session.vaq_layer else ""
+
+
 def _same_width(frames: list[np.ndarray]) -> list[np.ndarray]:
     """Pad panels on the right with white to one width, so side-by-side panels share a scale
     (their colour bars' tick labels differ in width)."""
@@ -401,16 +416,18 @@ def _same_width(frames: list[np.ndarray]) -> list[np.ndarray]:
     ]
 
 
-def _layer_maps(session: Session, layer: int, heads: str) -> dict[str, np.ndarray]:
+def _layer_maps(session: Session, layer: int, heads: str) -> tuple[dict[str, np.ndarray], str]:
+    """The three maps of a layer for a head choice, and a note for the panel titles."""
     r = session.result
     if heads not in ("mean", "top") and not (
         str(heads).isdigit() and int(heads) < r.attn_query.shape[1]
-    ):
-        return {
+    ):  # "method": the maps the run kept
+        kept = {
             "raw": r.raw_maps[layer],
             "relative": r.relative_maps[layer],
             "contrastive": r.contrastive_maps[layer],
         }
+        return kept, ""
     a_query, a_free, a_generic, top_heads = session.tensors()
     choice = heads if heads in ("mean", "top") else int(heads)
     maps = layer_maps(
@@ -423,7 +440,8 @@ def _layer_maps(session: Session, layer: int, heads: str) -> dict[str, np.ndarra
         top_heads=top_heads,
         eps=float(r.config.get("relative_eps", 1e-6)),
     )
-    return {name: m.numpy() for name, m in maps.items()}
+    note = {"mean": " · all heads", "top": " · top heads"}.get(str(heads), f" · head {heads}")
+    return {name: m.numpy() for name, m in maps.items()}, note
 
 
 def answer_html(session: Session) -> str:
@@ -614,12 +632,12 @@ def explain_view(
             config = dataclasses.replace(config, force_layer=int(_number("layer", force_layer)))
         start = time.perf_counter()
         progress(0.1, desc=f"Loading the {_model_label(choice)} (first run only)")
-        vlm = load_runner(choice)
+        load_runner(choice)
         progress(
             0.3,
             desc="LASER: attention capture → layer choice → crop → counterfactual → VAT decoding",
         )
-        result = _explain_on_device(vlm, pil, text, config)
+        result = _explain_on_device(choice, pil, text, config)
         progress(0.85, desc="Drawing the panels")
         session = make_session(result, _model_label(choice), time.perf_counter() - start)
         return run_view(session)
@@ -736,12 +754,12 @@ def compare_view(
     try:
         pil, text, choice, config = _inputs(image, question, model, settings)
         progress(0.0, desc=f"Loading the {_model_label(choice)} (first run only)")
-        vlm = load_runner(choice)
+        load_runner(choice)
         results = []
         for index, method in enumerate(COMPARE_METHODS):
             progress(index / len(COMPARE_METHODS), desc=f"Running {METHOD_NAMES[method]}")
             start = time.perf_counter()
-            result = _method_on_device(vlm, pil, text, method, config)
+            result = _method_on_device(choice, pil, text, method, config)
             results.append((result, time.perf_counter() - start))
         return _compare_outputs(pil, results)
     except Exception as error:
@@ -799,8 +817,8 @@ except ImportError:  # pragma: no cover - CLVS is optional for the app
 
 
 @_on_gpu
-def _clvs_on_device(vlm: VLM, image: Image.Image, question: str, config: LaserConfig) -> Any:
-    return run_clvs(vlm, image, question, config)
+def _clvs_on_device(choice: str, image: Image.Image, question: str, config: LaserConfig) -> Any:
+    return run_clvs(load_runner(choice), image, question, config)
 
 
 @dataclass
@@ -864,9 +882,9 @@ def clvs_view(
         pil, text, choice, config = _inputs(image, question, model, settings)
         start = time.perf_counter()
         progress(0.1, desc=f"Loading the {_model_label(choice)} (first run only)")
-        vlm = load_runner(choice)
+        load_runner(choice)
         progress(0.3, desc="CLVS: decoding with cross-layer vision smoothing")
-        result = _clvs_on_device(vlm, pil, text, config)
+        result = _clvs_on_device(choice, pil, text, config)
         progress(0.9, desc="Drawing the panels")
         canvas = OverlayCanvas(result.image, result.cell_boxes, max_side=EXPLORER_SIDE)
         small = Image.fromarray(fit_for_display(result.image, DISPLAY_SIDE))
