@@ -226,8 +226,12 @@ def build_demo() -> gr.Blocks:
                     h.model_choices(), value=h.default_model(), label="Model", info=MODEL_NOTE
                 )
                 run = gr.Button("Run LASER", variant="primary", size="lg")
-                expected = gr.Textbox(label="Expected answer (examples only)", interactive=False)
                 examples = h.load_examples(EXAMPLES_DIR)
+                expected = gr.Textbox(
+                    label="Expected answer (from the example)",
+                    interactive=False,
+                    visible=bool(examples),
+                )
                 if examples:
                     gr.Examples(examples, [image, question, expected], label="Examples")
             with gr.Column(scale=3):

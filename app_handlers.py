@@ -122,6 +122,11 @@ def load_runner(choice: str) -> VLM:
     """The loaded model for a model choice, cached; loading another one frees the previous."""
     if choice not in {value for _, value in model_choices()}:
         raise ValueError(f"unknown model choice {choice!r}: pick one from the list")
+    if choice in HUB_MODELS and choice != default_model() and not _has_accelerator():
+        raise ValueError(
+            f"{choice} needs a GPU, and this server has none: use the embedded model here "
+            "(or set LASER_ALLOW_CPU=1 to try it anyway, slowly, with tens of GB of memory)"
+        )
     with _MODEL_LOCK:
         if choice not in _MODELS:
             _MODELS.clear()
@@ -130,6 +135,15 @@ def load_runner(choice: str) -> VLM:
             device = os.environ.get("LASER_DEVICE") or None
             _MODELS[choice] = load_model(None if choice == EMBEDDED else choice, device=device)
         return _MODELS[choice]
+
+
+def _has_accelerator() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return (
+        torch.cuda.is_available()
+        or (mps is not None and mps.is_available())
+        or os.environ.get("LASER_ALLOW_CPU") == "1"
+    )
 
 
 # The GPU functions take the model CHOICE, not the model: on ZeroGPU they run in a worker that

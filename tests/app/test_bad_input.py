@@ -153,3 +153,12 @@ def test_redraw_and_export_without_a_run(handlers: ModuleType, run: Any) -> None
 def test_compare_with_bad_input(handlers: ModuleType, tiny_model: str, settings: Any) -> None:
     view = handlers.compare_view(None, "what", tiny_model, settings())
     assert view.status.startswith(WARNING) and "No image" in view.status
+
+
+def test_hub_model_without_a_gpu_is_refused(
+    handlers: ModuleType, picture: Image.Image, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "_has_accelerator", lambda: False)
+    monkeypatch.setattr(handlers, "load_model", None)  # must not even try
+    view = handlers.explain_view(picture, "what", handlers.HUB_MODELS[0], settings())
+    assert _status(view).startswith(WARNING) and "needs a GPU" in view.status
