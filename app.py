@@ -270,11 +270,18 @@ def build_demo() -> gr.Blocks:
                     elem_id="map-contrastive",
                     show_label=False,
                 )
-            with gr.Row():
-                gr.Markdown(FORCE_HELP)
-                force = gr.Button("Crop and decode from this layer")
-            gr.Markdown(VAQ_HELP)
-            vaq = gr.Image(label="VAQ per layer", format="png", height=420, show_label=False)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    gr.Markdown(VAQ_HELP)
+                    vaq = gr.Image(
+                        label="VAQ per layer", format="png", height=400, show_label=False
+                    )
+                with gr.Column(scale=2):
+                    gr.Markdown(FORCE_HELP)
+                    force = gr.Button("Crop and decode from the layer on the slider")
+                    gr.Markdown(EXPORT_HELP)
+                    export = gr.Button("Export slide (PNG) and result (JSON)")
+                    files = gr.File(label="Downloads", file_count="multiple", height=140)
             with gr.Row():
                 with gr.Column():
                     gr.Markdown(CROP_HELP)
@@ -297,10 +304,6 @@ def build_demo() -> gr.Blocks:
                 elem_classes=["vat-table"],
                 label="VAT table",
             )
-            gr.Markdown(EXPORT_HELP)
-            with gr.Row():
-                export = gr.Button("Export slide (PNG) and result (JSON)")
-                files = gr.File(label="Downloads", file_count="multiple")
         with gr.Tab("Compare methods"):
             gr.Markdown(COMPARE_HELP)
             compare = gr.Button("Compare methods", variant="primary")
