@@ -125,7 +125,13 @@ CSS = """
   margin-top: 0.3rem;}
 .vat-table table, .vat-table td {font-family: var(--font-mono); white-space: pre;}
 """
-THEME = gr.themes.Default(primary_hue="orange", secondary_hue="blue")
+THEME = gr.themes.Default(
+    primary_hue="orange",
+    secondary_hue="blue",
+    # System fonts: the bundled Source Sans bold drew a small-caps "A" (LᴀSER) in Chromium.
+    font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Consolas", "DejaVu Sans Mono", "monospace"],
+)
 
 
 def _setting_control(setting: h.Setting) -> gr.components.Component:
