@@ -213,7 +213,7 @@ def build_demo() -> gr.Blocks:
     """The page. Model events share one queue slot (one accelerator); slider redraws skip the
     queue (no model; about twice as fast end to end)."""
     model_slot = {"concurrency_limit": 1, "concurrency_id": "model"}
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 7200)) as demo:
         session = gr.State(None)
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -556,7 +557,12 @@ def slide_image(
 def write_exports(
     session: Session, layer: int, heads: str = "method", opacity: float = 0.55, smooth: bool = False
 ) -> list[str]:
-    """The slide PNG and the result JSON in a fresh temporary folder, each written atomically."""
+    """The slide PNG and the result JSON in a fresh temporary folder, each written atomically.
+
+    Gradio copies returned files into its own cache, so export folders older than an hour are
+    removed here.
+    """
+    _prune_exports(max_age=3600.0)
     folder = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
     png = save_png(slide_image(session, layer, heads, opacity, smooth), folder / "laser-slide.png")
     target = folder / "laser-result.json"
@@ -564,6 +570,16 @@ def write_exports(
     staging.write_text(json.dumps(result_dict(session), indent=1))
     os.replace(staging, target)
     return [str(png), str(target)]
+
+
+def _prune_exports(max_age: float) -> None:
+    cutoff = time.time() - max_age
+    for old in Path(tempfile.gettempdir()).glob(f"{EXPORT_PREFIX}*"):
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # another worker removed it first
+            continue
 
 
 # --- event handlers -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from types import ModuleType
@@ -230,3 +231,12 @@ def test_clvs_panels(
     assert all(isinstance(v, dict) for v in handlers.on_clvs_layer(None, 0, 0.5))
     bad = handlers.on_clvs(None, None, "what", tiny_model, *settings())
     assert bad.status.startswith("⚠️")
+
+
+def test_old_export_folders_are_pruned(handlers: ModuleType, run: Any) -> None:
+    old = Path(handlers.tempfile.mkdtemp(prefix=handlers.EXPORT_PREFIX))
+    (old / "laser-slide.png").write_bytes(b"x")
+    stale = time.time() - 7200
+    os.utime(old, (stale, stale))
+    files, _ = handlers.on_export(run.session, 0, "method", 0.5, False)
+    assert not old.exists() and Path(files[0]).exists()
