@@ -213,6 +213,7 @@ def test_examples_are_read_when_present(handlers: ModuleType, tmp_path: Path) ->
 
 
 @pytest.mark.skipif("not __import__('app_handlers').CLVS_AVAILABLE")
+@pytest.mark.filterwarnings("ignore::UserWarning")  # gr.Warning outside a request
 def test_clvs_panels(
     handlers: ModuleType,
     tiny_model: str,
