@@ -125,6 +125,7 @@ CSS = """
   margin-top: 0.3rem;}
 .vat-table table, .vat-table td {font-family: var(--font-mono); white-space: pre;}
 """
+PICTURE_BUTTONS = ["download", "fullscreen"]  # no "share": the app runs offline
 THEME = gr.themes.Default(
     primary_hue="orange",
     secondary_hue="blue",
@@ -175,9 +176,14 @@ def _clvs_tab(inputs: list[gr.components.Component]) -> None:
         answer = gr.HTML()
         with gr.Row():
             decay = gr.Image(
-                label="Attention to the image per layer", format="png", show_label=False
+                buttons=PICTURE_BUTTONS,
+                label="Attention to the image per layer",
+                format="png",
+                show_label=False,
             )
-            check = gr.Image(label="Uncertainty check", format="png", show_label=False)
+            check = gr.Image(
+                buttons=PICTURE_BUTTONS, label="Uncertainty check", format="png", show_label=False
+            )
         gr.Markdown(CLVS_MAPS_HELP)
         with gr.Row():
             layer = gr.Slider(
@@ -185,8 +191,12 @@ def _clvs_tab(inputs: list[gr.components.Component]) -> None:
             )
             opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Opacity", scale=2)
         with gr.Row():
-            before = gr.Image(label="Without smoothing", format="jpeg", show_label=False)
-            after = gr.Image(label="With CLVS", format="jpeg", show_label=False)
+            before = gr.Image(
+                buttons=PICTURE_BUTTONS, label="Without smoothing", format="jpeg", show_label=False
+            )
+            after = gr.Image(
+                buttons=PICTURE_BUTTONS, label="With CLVS", format="jpeg", show_label=False
+            )
     outputs = [session, status, answer, layer, before, after, decay, check]
     button.click(
         h.on_clvs,
@@ -262,15 +272,21 @@ def build_demo() -> gr.Blocks:
                 smooth = gr.Checkbox(False, label="Smooth cells", scale=1)
             with gr.Row():
                 raw = gr.Image(
-                    label="Raw attention", format="jpeg", elem_id="map-raw", show_label=False
+                    buttons=PICTURE_BUTTONS,
+                    label="Raw attention",
+                    format="jpeg",
+                    elem_id="map-raw",
+                    show_label=False,
                 )
                 relative = gr.Image(
+                    buttons=PICTURE_BUTTONS,
                     label="Relative attention",
                     format="jpeg",
                     elem_id="map-relative",
                     show_label=False,
                 )
                 contrastive = gr.Image(
+                    buttons=PICTURE_BUTTONS,
                     label="Contrastive attention",
                     format="jpeg",
                     elem_id="map-contrastive",
@@ -280,7 +296,11 @@ def build_demo() -> gr.Blocks:
                 with gr.Column(scale=3):
                     gr.Markdown(VAQ_HELP)
                     vaq = gr.Image(
-                        label="VAQ per layer", format="png", height=400, show_label=False
+                        buttons=PICTURE_BUTTONS,
+                        label="VAQ per layer",
+                        format="png",
+                        height=400,
+                        show_label=False,
                     )
                 with gr.Column(scale=2):
                     gr.Markdown(FORCE_HELP)
@@ -292,14 +312,22 @@ def build_demo() -> gr.Blocks:
                 with gr.Column():
                     gr.Markdown(CROP_HELP)
                     with gr.Row():
-                        crop_boxed = gr.Image(label="Image and crop box", format="png")
-                        crop = gr.Image(label="Crop I+ (model input)", format="png")
+                        crop_boxed = gr.Image(
+                            buttons=PICTURE_BUTTONS, label="Image and crop box", format="png"
+                        )
+                        crop = gr.Image(
+                            buttons=PICTURE_BUTTONS, label="Crop I+ (model input)", format="png"
+                        )
                 with gr.Column():
                     gr.Markdown(COUNTERFACTUAL_HELP)
                     with gr.Row():
-                        masked = gr.Image(label="Masked cells", format="png")
+                        masked = gr.Image(
+                            buttons=PICTURE_BUTTONS, label="Masked cells", format="png"
+                        )
                         counterfactual = gr.Image(
-                            label="Counterfactual I− (model input)", format="png"
+                            buttons=PICTURE_BUTTONS,
+                            label="Counterfactual I− (model input)",
+                            format="png",
                         )
             gr.Markdown(VAT_HELP)
             vat_note = gr.Markdown()
@@ -315,9 +343,13 @@ def build_demo() -> gr.Blocks:
             compare = gr.Button("Compare methods", variant="primary")
             compare_status = gr.Markdown()
             boxes = gr.Image(
-                label="Crop boxes: ViCrop (blue), LASER (orange)", format="png", height=420
+                buttons=PICTURE_BUTTONS,
+                label="Crop boxes: ViCrop (blue), LASER (orange)",
+                format="png",
+                height=420,
             )
             gallery = gr.Gallery(
+                buttons=PICTURE_BUTTONS,
                 label="What each method read, and its answer",
                 columns=len(h.COMPARE_METHODS),
                 height=360,
