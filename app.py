@@ -125,6 +125,7 @@ CSS = """
   margin-top: 0.3rem;}
 .vat-table table, .vat-table td {font-family: var(--font-mono); white-space: pre;}
 """
+MODEL_SLOT: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "model"}  # one accelerator
 PICTURE_BUTTONS = ["download", "fullscreen"]  # no "share": the app runs offline
 THEME = gr.themes.Default(
     primary_hue="orange",
@@ -204,8 +205,7 @@ def _clvs_tab(inputs: list[gr.components.Component]) -> None:
         outputs,
         preprocess=False,
         api_name="clvs",
-        concurrency_limit=1,
-        concurrency_id="model",
+        **MODEL_SLOT,
     )
     for control in (layer, opacity):
         control.input(
@@ -222,7 +222,6 @@ def _clvs_tab(inputs: list[gr.components.Component]) -> None:
 def build_demo() -> gr.Blocks:
     """The page. Model events share one queue slot (one accelerator); slider redraws skip the
     queue (no model; about twice as fast end to end)."""
-    model_slot = {"concurrency_limit": 1, "concurrency_id": "model"}
     with gr.Blocks(title=TITLE, delete_cache=(3600, 7200)) as demo:
         session = gr.State(None)
         gr.Markdown(INTRO)
@@ -388,7 +387,7 @@ def build_demo() -> gr.Blocks:
             run_outputs,
             preprocess=False,
             api_name="run",
-            **model_slot,
+            **MODEL_SLOT,
         )
         question.submit(
             h.on_run,
@@ -396,7 +395,7 @@ def build_demo() -> gr.Blocks:
             run_outputs,
             preprocess=False,
             api_name=False,
-            **model_slot,
+            **MODEL_SLOT,
         )
         force.click(
             h.on_force_layer,
@@ -404,7 +403,7 @@ def build_demo() -> gr.Blocks:
             run_outputs,
             preprocess=False,
             api_name="force_layer",
-            **model_slot,
+            **MODEL_SLOT,
         )
         view = [session, layer, heads, opacity, smooth]
         for control in (layer, heads, opacity, smooth):
@@ -424,7 +423,7 @@ def build_demo() -> gr.Blocks:
             [compare_status, boxes, gallery, compare_table],
             preprocess=False,
             api_name="compare",
-            **model_slot,
+            **MODEL_SLOT,
         )
     demo.queue(max_size=32)
     return demo

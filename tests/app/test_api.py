@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from gradio_client import Client, handle_file
@@ -65,3 +66,29 @@ def test_empty_question_through_the_api(client: Client, tmp_path: Path, tiny_mod
     Image.new("RGB", (64, 64), "red").save(path)
     result = client.predict(image=handle_file(str(path)), question="", api_name="/run")
     assert result[0].startswith("⚠️") and "question" in result[0]
+
+
+def test_two_users_at_once_get_their_own_results(
+    client: Client, app_module: ModuleType, tiny_model: str, scene: Any, tmp_path: Path
+) -> None:
+    """Model calls queue one at a time; each session gets the panels of its own image."""
+    sizes = [(320, 200), (200, 320)]
+    jobs = []
+    for index, size in enumerate(sizes):
+        path = tmp_path / f"user{index}.png"
+        scene(*size).save(path)
+        other = Client(client.src, verbose=False)  # a second browser tab: its own session
+        jobs.append(
+            other.submit(
+                image=handle_file(str(path)),
+                question=f"what is {index}",
+                model=tiny_model,
+                max_new_tokens=2,
+                api_name="/run",
+            )
+        )
+    for job, size in zip(jobs, sizes, strict=True):
+        result = job.result(timeout=120)
+        assert result[0].startswith("Done"), result[0]
+        with Image.open(result[8]) as crop_boxed:  # the image with the crop box
+            assert crop_boxed.size == size
