@@ -6,6 +6,7 @@ Headless Debian Chromium (`apt-get install chromium`) through the PyPI playwrigh
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -50,7 +51,16 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def url(app_module: ModuleType) -> Iterator[str]:
+def url(
+    app_module: ModuleType, tmp_path_factory: pytest.TempPathFactory, scene: Any
+) -> Iterator[str]:
+    """The app, served in-process, with one example row of its own."""
+    examples = tmp_path_factory.mktemp("examples")
+    scene(400, 300).save(examples / "boxes.png")
+    rows = [{"image": "boxes.png", "question": "What colour is the big box?", "answer": "blue"}]
+    (examples / "examples.json").write_text(json.dumps(rows))
+    patch = pytest.MonkeyPatch()
+    patch.setattr(app_module, "EXAMPLES_DIR", examples)
     demo = app_module.build_demo()
     demo.launch(
         prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **app_module.launch_options()
@@ -59,6 +69,7 @@ def url(app_module: ModuleType) -> Iterator[str]:
         yield demo.local_url
     finally:
         demo.close()
+        patch.undo()
 
 
 def _src(page: Any, elem_id: str) -> str:
@@ -140,4 +151,25 @@ def test_compare_tab(
     assert all(name in text for name in methods), text
     page.wait_for_timeout(500)
     page.screenshot(path=str(SCREENSHOTS / "app-compare.png"), full_page=True)
+    page.close()
+
+
+def test_an_example_fills_the_inputs(browser: Any, url: str) -> None:
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(url, wait_until="load")
+    page.get_by_text("What colour is the big box?").first.click(timeout=TIMEOUT_MS)
+    question = page.get_by_label("Question")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea')].some("
+        "t => t.value === 'What colour is the big box?')",
+        timeout=TIMEOUT_MS,
+    )
+    assert question.input_value() == "What colour is the big box?"
+    page.get_by_role("button", name="Run LASER").click()
+    page.wait_for_function(
+        "() => { const a = document.querySelector('.laser-answer-main');"
+        " return a && a.textContent.trim() !== '…'; }",
+        timeout=TIMEOUT_MS,
+    )
+    page.get_by_text("Done in").wait_for(timeout=TIMEOUT_MS)  # the example image was read
     page.close()
