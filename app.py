@@ -103,7 +103,8 @@ SETTINGS_HELP = (
     "number blank for its default (or `None`). Changes apply to the next Run."
 )
 CITATION = """\
-**LASER**: Z. Zhu, Z. Hu, Q. Zhu, Y. Hong, Y. Liu, J. Su, Y. He and L. Gui, *Beyond Static Cropping:
+**LASER** (Layer-adaptive Attention-guided Selective visual and decoding Enhancement for
+Reasoning): Z. Zhu, Z. Hu, Q. Zhu, Y. Hong, Y. Liu, J. Su, Y. He and L. Gui, *Beyond Static Cropping:
 Layer-Adaptive Visual Localization and Decoding Enhancement*. **ViCrop**: J. Zhang et al., *MLLMs
 Know Where to Look: Training-free Perception of Small Visual Details with Multimodal LLMs*
 (ICLR 2025). **VCD**: S. Leng et al., *Mitigating Object Hallucinations in Large Vision-Language
