@@ -31,7 +31,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+SCREENSHOTS = ASSETS / "screenshots"
+EXAMPLES = ASSETS / "examples"
 TIMEOUT_MS = 90_000
 
 
@@ -72,23 +74,56 @@ def url(
         patch.undo()
 
 
+@pytest.fixture(scope="module")
+def showcase(
+    handlers: ModuleType, scene: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str | None, Path, str]:
+    """(model label to pick, image, question) for the screenshots: the embedded model on one of
+    its examples when both exist, else the session's tiny random model on a generated scene."""
+    from laser_core import EMBEDDED_MODEL
+
+    examples = handlers.load_examples(EXAMPLES)
+    if (EMBEDDED_MODEL / "config.json").is_file() and examples:
+        label = dict((v, k) for k, v in handlers.model_choices())[handlers.EMBEDDED]
+        image, question, _ = next((row for row in examples if "pattern" in row[1]), examples[0])
+        return label, Path(image), question
+    image = tmp_path_factory.mktemp("showcase") / "scene.png"
+    scene(800, 600).save(image)
+    return None, image, "what colour is the square"
+
+
 def _src(page: Any, elem_id: str) -> str:
     return page.locator(f"#{elem_id} img").first.get_attribute("src") or ""
 
 
+def _fill_inputs(page: Any, showcase: tuple[str | None, Path, str]) -> None:
+    label, image, question = showcase
+    page.locator("input[type=file]").first.set_input_files(str(image))
+    page.get_by_label("Question").fill(question)
+    if label is not None:
+        page.get_by_label("Model").click()
+        page.get_by_role("option", name=label).click()
+
+
+def _wait_for_new_src(page: Any, elem_id: str, old: str) -> None:
+    page.wait_for_function(
+        "([id, old]) => { const img = document.querySelector(`#${id} img`);"
+        " return img && img.getAttribute('src') !== old; }",
+        arg=[elem_id, old],
+        timeout=TIMEOUT_MS,
+    )
+
+
 def test_upload_ask_run_and_scrub(
-    browser: Any, url: str, scene: Any, tmp_path: Path, tiny_model: str
+    browser: Any, url: str, showcase: tuple[str | None, Path, str]
 ) -> None:
-    image = tmp_path / "scene.png"
-    scene(800, 600).save(image)
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     hosts: set[str] = set()
     page.on("request", lambda request: hosts.add(urlparse(request.url).hostname or ""))
     page.goto(url, wait_until="load")
     page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)
 
-    page.locator("input[type=file]").first.set_input_files(str(image))
-    page.get_by_label("Question").fill("what colour is the square")
+    _fill_inputs(page, showcase)
     page.get_by_text("Settings: every LaserConfig field").click()  # mounts every control
     page.get_by_label("force_layer").wait_for(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Run LASER").click()
@@ -105,19 +140,17 @@ def test_upload_ask_run_and_scrub(
     assert all(before.values())
 
     slider = page.locator("#layer-slider input[type=range]")
-    target = "2" if slider.input_value() != "2" else "1"
+    chosen = slider.input_value()  # l*
     start = time.perf_counter()
-    slider.fill(target)
-    page.wait_for_function(
-        "(old) => { const img = document.querySelector('#map-raw img');"
-        " return img && img.getAttribute('src') !== old; }",
-        arg=before["map-raw"],
-        timeout=TIMEOUT_MS,
-    )
+    slider.fill("2" if chosen != "2" else "1")
+    _wait_for_new_src(page, "map-raw", before["map-raw"])
     print(f"\nslider to new heat map in the browser: {(time.perf_counter() - start) * 1000:.0f} ms")
     page.wait_for_timeout(500)  # let all three panels settle
     after = {name: _src(page, name) for name in before}
     assert all(after[name] != before[name] for name in before), "every heat map was redrawn"
+    slider.fill(chosen)  # back to l* for the screenshot
+    _wait_for_new_src(page, "map-raw", after["map-raw"])
+    page.wait_for_timeout(500)
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "app-explain.png"), full_page=True)
@@ -128,15 +161,16 @@ def test_upload_ask_run_and_scrub(
 
 
 def test_compare_tab(
-    browser: Any, url: str, scene: Any, tmp_path: Path, handlers: ModuleType
+    browser: Any,
+    url: str,
+    showcase: tuple[str | None, Path, str],
+    tmp_path: Path,
+    handlers: ModuleType,
 ) -> None:
-    image = tmp_path / "scene.png"
-    scene(800, 600).save(image)
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(url, wait_until="load")
     page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)
-    page.locator("input[type=file]").first.set_input_files(str(image))
-    page.get_by_label("Question").fill("what colour is the square")
+    _fill_inputs(page, showcase)
     methods = [handlers.METHOD_NAMES[m] for m in handlers.COMPARE_METHODS]
     page.get_by_role("tab", name="Compare methods").click()
     page.get_by_role("button", name="Compare methods").click()
