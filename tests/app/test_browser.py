@@ -56,13 +56,14 @@ def browser() -> Iterator[Any]:
 def url(
     app_module: ModuleType, tmp_path_factory: pytest.TempPathFactory, scene: Any
 ) -> Iterator[str]:
-    """The app, served in-process, with one example row of its own."""
-    examples = tmp_path_factory.mktemp("examples")
-    scene(400, 300).save(examples / "boxes.png")
-    rows = [{"image": "boxes.png", "question": "What colour is the big box?", "answer": "blue"}]
-    (examples / "examples.json").write_text(json.dumps(rows))
+    """The app, served in-process, with the project's examples (or one of its own if none)."""
     patch = pytest.MonkeyPatch()
-    patch.setattr(app_module, "EXAMPLES_DIR", examples)
+    if not app_module.h.load_examples(app_module.EXAMPLES_DIR):
+        examples = tmp_path_factory.mktemp("examples")
+        scene(400, 300).save(examples / "boxes.png")
+        rows = [{"image": "boxes.png", "question": "What colour is the big box?", "answer": "blue"}]
+        (examples / "examples.json").write_text(json.dumps(rows))
+        patch.setattr(app_module, "EXAMPLES_DIR", examples)
     demo = app_module.build_demo()
     demo.launch(
         prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **app_module.launch_options()
@@ -150,7 +151,8 @@ def test_upload_ask_run_and_scrub(
     assert all(after[name] != before[name] for name in before), "every heat map was redrawn"
     slider.fill(chosen)  # back to l* for the screenshot
     _wait_for_new_src(page, "map-raw", after["map-raw"])
-    page.wait_for_timeout(500)
+    page.get_by_text("Settings: every LaserConfig field").click()  # closed again
+    page.wait_for_timeout(800)
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "app-explain.png"), full_page=True)
@@ -188,17 +190,18 @@ def test_compare_tab(
     page.close()
 
 
-def test_an_example_fills_the_inputs(browser: Any, url: str) -> None:
+def test_an_example_fills_the_inputs(browser: Any, url: str, app_module: ModuleType) -> None:
+    _, text, expected = app_module.h.load_examples(app_module.EXAMPLES_DIR)[0]
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(url, wait_until="load")
-    page.get_by_text("What colour is the big box?").first.click(timeout=TIMEOUT_MS)
-    question = page.get_by_label("Question")
+    page.get_by_text(text).first.click(timeout=TIMEOUT_MS)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('textarea')].some("
-        "t => t.value === 'What colour is the big box?')",
+        "(text) => [...document.querySelectorAll('textarea')].some(t => t.value === text)",
+        arg=text,
         timeout=TIMEOUT_MS,
     )
-    assert question.input_value() == "What colour is the big box?"
+    assert page.get_by_label("Question").input_value() == text
+    assert page.get_by_label("Expected answer (from the example)").input_value() == expected
     page.get_by_role("button", name="Run LASER").click()
     page.wait_for_function(
         "() => { const a = document.querySelector('.laser-answer-main');"
@@ -206,4 +209,22 @@ def test_an_example_fills_the_inputs(browser: Any, url: str) -> None:
         timeout=TIMEOUT_MS,
     )
     page.get_by_text("Done in").wait_for(timeout=TIMEOUT_MS)  # the example image was read
+    page.close()
+
+
+def test_clvs_tab(
+    browser: Any, url: str, showcase: tuple[str | None, Path, str], handlers: ModuleType
+) -> None:
+    if not handlers.CLVS_AVAILABLE:
+        pytest.skip("CLVS is not in this installation")
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(url, wait_until="load")
+    page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)
+    _fill_inputs(page, showcase)
+    page.get_by_role("tab", name="CLVS").click()
+    page.get_by_role("button", name="Run CLVS").click()
+    page.get_by_text("CLVS done").wait_for(timeout=TIMEOUT_MS)
+    assert "CLVS ANSWER" in page.locator(".laser-answer").nth(1).inner_text().upper()
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SCREENSHOTS / "app-clvs.png"), full_page=True)
     page.close()
