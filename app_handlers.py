@@ -547,9 +547,14 @@ def slide_image(
         ("Raw attention", raw),
     ]
     vat = "VAT applied" if r.vat_applied else "VAT not applied"
+    layer_text = (
+        f"layer {r.layer} forced (VAQ picks {session.vaq_layer})"
+        if r.config.get("force_layer") is not None
+        else f"l* = {r.layer}"
+    )
     subtitle = (
         f"LASER: {r.answer or '(empty)'}  ·  vanilla: {r.baseline_answer or '(empty)'}  ·  "
-        f"l* = {r.layer} (static {r.static_layer})  ·  {vat}  ·  {session.model_label}"
+        f"{layer_text}, static {r.static_layer}  ·  {vat}  ·  {session.model_label}"
     )
     return slide_figure(panels, title=f"LASER Lens · {r.question}", subtitle=subtitle, columns=3)
 
