@@ -64,6 +64,7 @@ from viz import (
     vaq_chart,
     vat_rows,
 )
+from viz.table_image import table_image
 
 try:  # Hugging Face ZeroGPU: borrow a GPU for each model call; elsewhere a no-op
     import spaces
@@ -535,16 +536,18 @@ def slide_image(
 ) -> np.ndarray:
     """Every panel on one 16:9 slide, the explorer at `layer`."""
     r = session.result
-    raw, _, contrastive = layer_frames(session, layer, heads, opacity, smooth)
+    raw, relative, contrastive = layer_frames(session, layer, heads, opacity, smooth)
     boxed, crop = crop_images(session)
-    marked, _ = counterfactual_images(session)
+    marked, counterfactual = counterfactual_images(session)
     panels = [
         ("Image and LASER's crop", boxed),
+        ("Raw attention", raw),
+        ("Relative attention", relative),
         ("Contrastive attention", contrastive),
         ("VAQ per layer", vaq_image(session)),
-        ("Crop I+ (what the model read)", crop),
-        ("Counterfactual: masked cells", marked),
-        ("Raw attention", raw),
+        ("Crop I+ (model input)", crop),
+        ("Masked cells and I−", _side_by_side(marked, counterfactual)),
+        ("VAT table (orange: chosen)", _vat_picture(session, max_rows=10)),
     ]
     vat = "VAT applied" if r.vat_applied else "VAT not applied"
     layer_text = (
@@ -556,7 +559,29 @@ def slide_image(
         f"LASER: {r.answer or '(empty)'}  ·  vanilla: {r.baseline_answer or '(empty)'}  ·  "
         f"{layer_text}, static {r.static_layer}  ·  {vat}  ·  {session.model_label}"
     )
-    return slide_figure(panels, title=f"LASER Lens · {r.question}", subtitle=subtitle, columns=3)
+    return slide_figure(panels, title=f"LASER Lens · {r.question}", subtitle=subtitle, columns=4)
+
+
+def _side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two pictures on one white strip, the right one scaled to the left one's height."""
+    height = left.shape[0]
+    scaled = Image.fromarray(right).resize(
+        (max(1, round(right.shape[1] * height / right.shape[0])), height)
+    )
+    gap = np.full((height, max(8, height // 30), 3), 255, dtype=np.uint8)
+    return np.concatenate([left, gap, np.asarray(scaled)], axis=1)
+
+
+def _vat_picture(session: Session, max_rows: int = 12) -> np.ndarray:
+    """The first rows of the VAT table as a picture, generated tokens in the l* colour."""
+    headers, rows = vat_rows([dataclasses.asdict(step) for step in session.result.steps])
+    keep = [i for i, name in enumerate(headers) if name not in ("token", "chosen")]
+    marked = {index for index, row in enumerate(rows[:max_rows]) if row[-1]}
+    return table_image(
+        [headers[i] for i in keep],
+        [[row[i] for i in keep] for row in rows[:max_rows]],
+        marked=marked,
+    )
 
 
 def write_exports(
