@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from laser_core import LaserConfig, load_model  # noqa: E402
-from laser_core.pipeline import _capture  # noqa: E402
+from laser_core.stages import capture as _capture  # noqa: E402
 
 
 def _peak_rss_mb() -> float:

@@ -21,7 +21,8 @@ from laser_core.maps import (
     relative_attention,
 )
 from laser_core.mask import mask_cells, top_cells
-from laser_core.pipeline import METHODS, MethodResult, explain, run_method
+from laser_core.methods import METHODS, MethodResult, run_method
+from laser_core.pipeline import STAGES, explain, refocus
 from laser_core.result import LaserResult
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "LaserConfig",
     "LaserResult",
     "MethodResult",
+    "STAGES",
     "ModelLoadError",
     "all_layer_maps",
     "box_mass_share",
@@ -47,6 +49,7 @@ __all__ = [
     "load_model",
     "mask_cells",
     "relative_attention",
+    "refocus",
     "run_clvs",
     "run_method",
     "select_layer",

@@ -15,7 +15,8 @@ from transformers.utils import logging as hf_logging
 from laser_core.config import LaserConfig
 from laser_core.inputs import load_image
 from laser_core.loading import ModelLoadError, load_model
-from laser_core.pipeline import METHODS, explain, run_method
+from laser_core.methods import METHODS, run_method
+from laser_core.pipeline import explain
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -53,9 +53,7 @@ from laser_core.clvs_result import ClvsResult, cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.decode import decode
 from laser_core.loading import VLM
-
-if TYPE_CHECKING:
-    from laser_core.pipeline import ImageInput
+from laser_core.stages import ImageInput, capture, encode_checked, prepare, prompt_texts, timed
 
 __all__ = [
     "ClvsResult",
@@ -82,7 +80,7 @@ class ClvsSettings:
 
 
 def clvs_settings(config: LaserConfig, n_layers: int) -> ClvsSettings:
-    """Settings from a config whose `clvs_lambda` was resolved (`pipeline.resolve_config`)."""
+    """Settings from a config whose `clvs_lambda` was resolved (`stages.resolve_config`)."""
     if config.clvs_lambda is None:
         raise ValueError("clvs_lambda is unresolved: pass the config through resolve_config")
     check_from = n_layers // 2 + 1 if config.clvs_check_from is None else config.clvs_check_from
@@ -368,22 +366,20 @@ def run_clvs(
     Raises:
         ValueError: unusable image or question, or settings that do not fit the model.
     """
-    from laser_core import pipeline  # here, not at the top: pipeline imports this module
-
     timings: dict[str, float] = {}
-    image, question, config = pipeline._prepare(vlm, image, question, config)
+    image, question, config = prepare(vlm, image, question, config)
     adapter = vlm.adapter
-    with pipeline._timed(timings, "decode"):
-        inputs, geometry = pipeline._encode_checked(
-            vlm, [pipeline.prompt_texts(question, config).query], [image], config
+    with timed(timings, "decode"):
+        inputs, geometry = encode_checked(
+            vlm, [prompt_texts(question, config).query], [image], config
         )
         smoother = make_smoother(vlm, adapter.visual_mask(inputs)[0], config)
         with clvs_hooks(vlm, smoother):
             decoded = decode(vlm, inputs, config)
     baseline_attention = None
     if baseline:
-        with pipeline._timed(timings, "baseline"):
-            baseline_attention = pipeline._capture(vlm, inputs)[0].mean(1).numpy()  # [layer, patch]
+        with timed(timings, "baseline"):
+            baseline_attention = capture(vlm, inputs)[0].mean(1).numpy()  # [layer, patch]
     trace = smoother.trace(
         adapter.n_heads, int(adapter.visual_mask(inputs)[0].sum()), max(0, head_steps)
     )

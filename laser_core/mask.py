@@ -26,16 +26,21 @@ def patch_count(k_patches: int | float, n_patches: int) -> int:
 def top_cells(heat: np.ndarray, k_patches: int | float) -> np.ndarray:
     """The cells with the largest map value (ties: earlier in row-major order).
 
+    Only cells with a positive value are taken: a cell the question added no attention to holds
+    no evidence, and masking it (an image corner, say) would only add noise to VAT. A map with
+    fewer than k positive cells masks fewer; an all-zero map masks none (then I- = I+, VAT = 0).
+
     Args:
         heat: [rows, cols] map.
         k_patches: Count or fraction (see `patch_count`).
 
     Returns:
-        [k, 2] int array of (row, col), largest first.
+        [n, 2] int array of (row, col), largest first, n <= k.
     """
     flat = np.asarray(heat, dtype=np.float64).ravel()
     k = patch_count(k_patches, flat.size)
     order = np.argsort(-flat, kind="stable")[:k]
+    order = order[flat[order] > 0]
     return np.stack(np.unravel_index(order, heat.shape), axis=1).astype(np.int64)
 
 

@@ -27,7 +27,8 @@ import numpy as np
 from laser_core.config import LaserConfig
 from laser_core.crop import Box, box_mass_share, crop_size
 from laser_core.loading import VLM
-from laser_core.pipeline import METHODS, resolve_config, run_method
+from laser_core.methods import METHODS, run_method
+from laser_core.stages import resolve_config
 from laser_core.toy import scenes as world
 
 MAPS = ("raw", "relative", "contrastive")  # Table 2 rows

@@ -10,7 +10,7 @@ import pytest
 from laser_core.bench.__main__ import main
 from laser_core.bench.toy import CEILING, MAPS, true_crop
 from laser_core.config import LaserConfig
-from laser_core.pipeline import METHODS
+from laser_core.methods import METHODS
 from laser_core.toy import scenes as world
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 from laser_core import VLM
 from laser_core.capture import AttentionRecorder, attach
 from laser_core.config import LaserConfig
-from laser_core.pipeline import _capture
+from laser_core.stages import capture as _capture
 
 
 def _eager_last_rows(vlm: VLM, inputs: dict) -> torch.Tensor:

@@ -17,7 +17,8 @@ from laser_core.clvs import clvs_hooks, make_smoother, run_clvs
 from laser_core.clvs_math import first_stop_layer
 from laser_core.clvs_result import cells_in_box
 from laser_core.config import LaserConfig
-from laser_core.pipeline import _capture, resolve_config
+from laser_core.stages import capture as _capture
+from laser_core.stages import resolve_config
 
 QUESTION = "what is on the left?"
 # Few tokens keep the suite fast; check from layer 1 so two layers (1, 2) of 3 are checked.

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from laser_core import METHODS, VLM, LaserConfig, explain, run_method
+from laser_core import METHODS, STAGES, VLM, LaserConfig, explain, refocus, run_method
 from laser_core.pipeline import uses_vat
 
 QUESTION = "what colour is the ball on the left?"
@@ -31,7 +31,9 @@ def test_explain_returns_every_stage(vlm: VLM, photo: Image.Image) -> None:
     x0, y0, x1, y1 = result.crop_box
     assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
     assert result.crop_image.size == (x1 - x0, y1 - y0) == result.counterfactual_image.size
-    assert len(result.masked_cells) >= 1
+    heat = result.contrastive_maps[result.layer]
+    assert len(result.masked_cells) == min(max(1, round(0.05 * rows * cols)), int((heat > 0).sum()))
+    assert all(heat[r, c] > 0 for r, c in result.masked_cells)
     assert result.steps and all(step.candidates for step in result.steps)
     assert set(result.timings) == {"capture", "layer", "crop", "counterfactual", "decode"}
     assert result.config["static_layer"] == n_layers // 2  # tiny models: the generic default
@@ -91,9 +93,11 @@ def test_force_layer_moves_the_crop_source(vlm: VLM, photo: Image.Image) -> None
     forced = explain(vlm, photo, QUESTION, LaserConfig(force_layer=0))
     assert forced.layer == 0
     heat = forced.contrastive_maps[0]
-    assert forced.masked_cells[0].tolist() == list(
-        np.unravel_index(int(np.argmax(heat)), heat.shape)
-    )
+    if heat.max() > 0:
+        peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        assert forced.masked_cells[0].tolist() == [int(v) for v in peak]
+    else:
+        assert len(forced.masked_cells) == 0
 
 
 def test_layers_out_of_range_are_refused(vlm: VLM, photo: Image.Image) -> None:
@@ -178,10 +182,38 @@ def test_qwen_crop_is_reencoded_at_its_own_resolution(tiny_vlms: dict[str, VLM])
 
 def test_capture_inside_generate_equals_a_plain_prefill(vlm: VLM, photo: Image.Image) -> None:
     """The vanilla answer reuses the with-question prefill: its capture is the same rows."""
-    from laser_core.pipeline import _capture, prompt_texts
+    from laser_core.stages import capture as _capture
+    from laser_core.stages import prompt_texts
 
     config = LaserConfig()
     result = explain(vlm, photo, QUESTION, config)
     text = prompt_texts(QUESTION, config).query
     plain = _capture(vlm, vlm.adapter.encode([text], [photo], config))[0]
     torch.testing.assert_close(torch.from_numpy(result.attn_query), plain, atol=1e-6, rtol=0)
+
+
+def test_refocus_reuses_the_capture_and_equals_a_forced_run(vlm: VLM, photo: Image.Image) -> None:
+    result = explain(vlm, photo, QUESTION)
+    layer = (result.layer + 1) % vlm.adapter.n_layers
+    again = refocus(vlm, result, layer)
+    forced = explain(vlm, photo, QUESTION, LaserConfig(force_layer=layer))
+    assert again.layer == layer and again.config["force_layer"] == layer
+    assert again.timings["capture"] == 0.0  # no prefill ran
+    assert (again.answer, again.crop_box) == (forced.answer, forced.crop_box)
+    np.testing.assert_array_equal(again.masked_cells, forced.masked_cells)
+    np.testing.assert_allclose(again.contrastive_maps, forced.contrastive_maps, atol=1e-6)
+    assert again.baseline_answer == result.baseline_answer
+    with pytest.raises(ValueError, match="must be in"):
+        refocus(vlm, result, 99)
+
+
+def test_refocus_refuses_a_result_of_another_model(tiny_vlms: dict[str, VLM], photo: Image.Image):
+    result = explain(tiny_vlms["llava"], photo, QUESTION)
+    with pytest.raises(ValueError, match="came from"):
+        refocus(tiny_vlms["qwen2_vl"], result, 0)
+
+
+def test_stages_are_announced_in_order(vlm: VLM, photo: Image.Image) -> None:
+    seen: list[str] = []
+    explain(vlm, photo, QUESTION, on_stage=seen.append)
+    assert tuple(seen) == STAGES

@@ -66,8 +66,10 @@ def test_top_cells_count_fraction_and_ties() -> None:
     heat = np.array([[0.1, 0.5], [0.5, 0.0]])
     assert top_cells(heat, 1).tolist() == [[0, 1]]  # tie: row-major first
     assert top_cells(heat, 2).tolist() == [[0, 1], [1, 0]]
-    assert len(top_cells(np.zeros((24, 24)), 0.05)) == 29  # round(0.05 * 576)
-    assert len(top_cells(np.zeros((2, 2)), 0.05)) == 1  # at least one
+    assert len(top_cells(np.ones((24, 24)), 0.05)) == 29  # round(0.05 * 576)
+    assert len(top_cells(np.ones((2, 2)), 0.05)) == 1  # at least one
+    assert top_cells(np.zeros((4, 4)), 3).shape == (0, 2)  # no evidence, nothing masked
+    assert top_cells(heat, 4).tolist() == [[0, 1], [1, 0], [0, 0]]  # zero cells are skipped
 
 
 def test_mask_fills_exactly_the_chosen_footprints() -> None:
