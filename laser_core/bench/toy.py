@@ -17,6 +17,8 @@ Questions without a box (existence answered "no") count for accuracy only.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from laser_core.clvs_result import ClvsResult, cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.crop import Box, box_mass_share, crop_size
 from laser_core.loading import VLM
@@ -66,6 +69,8 @@ def run_question(
     for method in METHODS:
         result = run_method(vlm, scene.image, question.text, method, config)
         record["answers"][method] = normalise(result.answer)
+        if method == "clvs" and question.box is not None:
+            record["clvs"] = _object_attention(result.extras["clvs"], question.box)
         if method == "laser" and result.details is not None:
             details = result.details
             record["layer"], record["static_layer"] = details.layer, details.static_layer
@@ -85,6 +90,16 @@ def run_question(
             run_method(vlm, crop, question.text, "vanilla", config).answer
         )
     return record
+
+
+def _object_attention(clvs: ClvsResult, box: Box) -> dict[str, Any]:
+    """First answer token's attention to the asked object per layer, with and without CLVS."""
+    attention = clvs.image_attention(0, cells_in_box(clvs.cell_boxes, box))
+    return {
+        "with": attention["after"].tolist(),
+        "without": attention["baseline"].tolist(),
+        "stop_layer": clvs.stop_layer,
+    }
 
 
 def run_toy_bench(
@@ -157,7 +172,12 @@ def summarise(records: list[dict[str, Any]], n_layers: int) -> dict[str, Any]:
         kind: np.bincount([r["layer"] for r in pick[kind]], minlength=n_layers).tolist()
         for kind in kinds
     }
-    return {"accuracy": accuracy, "shares": shares, "layer_counts": layers}
+    traces = [r["clvs"] for r in records if r.get("clvs")]
+    clvs = {
+        name: [_mean_se(column) for column in zip(*(t[name] for t in traces), strict=True)]
+        for name in ("without", "with")
+    }
+    return {"accuracy": accuracy, "shares": shares, "layer_counts": layers, "clvs_object": clvs}
 
 
 def _pct(cell: dict[str, float]) -> str:
@@ -218,6 +238,18 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {kind} | " + " | ".join(str(c) for c in summary["layer_counts"][kind]) + " |"
         )
+    clvs = summary.get("clvs_object", {})
+    if clvs.get("with"):
+        lines += [
+            "",
+            "## CLVS Figure 6 in kind: first answer token's attention to the asked object",
+            "",
+            "| CLVS | " + " | ".join(f"layer {i}" for i in range(len(clvs["with"]))) + " |",
+            "|---" * (len(clvs["with"]) + 1) + "|",
+        ]
+        for name in ("without", "with"):
+            lines.append(f"| {name} | " + " | ".join(_share(c) for c in clvs[name]) + " |")
+        lines += ["", f"Mean ± standard error over {clvs['with'][0]['n']} questions with a box."]
     return "\n".join(lines) + "\n"
 
 
@@ -226,6 +258,18 @@ def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "toy_bench.json", folder / "toy_bench.md"
-    json_path.write_text(json.dumps(report, indent=1) + "\n")
-    md_path.write_text(markdown(report))
+    _write_atomic(json_path, json.dumps(report, indent=1) + "\n")
+    _write_atomic(md_path, markdown(report))
     return json_path, md_path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a temporary sibling, then rename it over `path`: never a half-written file."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
