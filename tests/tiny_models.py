@@ -186,19 +186,14 @@ def build_tiny_qwen2_vl(folder: str | Path) -> Path:
         "spatial_merge_size": QWEN_MERGE_SIZE,
         "temporal_patch_size": 2,
     }
-    config = Qwen2VLConfig(
-        text_config=_qwen_text_config(tokenizer),
-        vision_config=vision_config,
-        **_qwen_token_ids(tokenizer),
+    return _build_qwen(
+        folder,
+        tokenizer,
+        vision_config,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageOnlyProcessor,
     )
-    torch.manual_seed(SEED)
-    model = Qwen2VLForConditionalGeneration(config)
-    processor = Qwen2VLImageOnlyProcessor(
-        image_processor=_qwen_image_processor(),
-        tokenizer=tokenizer,
-        chat_template=QWEN_CHAT_TEMPLATE,
-    )
-    return _save(model, processor, tokenizer, folder)
 
 
 def build_tiny_qwen2_5_vl(folder: str | Path) -> Path:
@@ -229,14 +224,33 @@ def build_tiny_qwen2_5_vl(folder: str | Path) -> Path:
         "window_size": 2 * QWEN_BLOCK,
         "fullatt_block_indexes": [1],
     }
-    config = Qwen2_5_VLConfig(
+    return _build_qwen(
+        folder,
+        tokenizer,
+        vision_config,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLImageOnlyProcessor,
+    )
+
+
+def _build_qwen(
+    folder: Path,
+    tokenizer: PreTrainedTokenizerFast,
+    vision_config: dict[str, object],
+    config_class: type,
+    model_class: type,
+    processor_class: type,
+) -> Path:
+    """Shared tail of the Qwen builders: config, seeded random weights, processor, save."""
+    config = config_class(
         text_config=_qwen_text_config(tokenizer),
         vision_config=vision_config,
         **_qwen_token_ids(tokenizer),
     )
     torch.manual_seed(SEED)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    processor = Qwen2_5_VLImageOnlyProcessor(
+    model = model_class(config)
+    processor = processor_class(
         image_processor=_qwen_image_processor(),
         tokenizer=tokenizer,
         chat_template=QWEN_CHAT_TEMPLATE,
