@@ -39,7 +39,7 @@ def vaq_chart(
     *,
     chosen: int,
     static: int | None = None,
-    title: str = "Visual attention quality per layer",
+    title: str = "Visual Activation by Query (VAQ) per layer",
     size: tuple[int, int] = (1024, 640),
 ) -> np.ndarray:
     """Bar chart of VAQ per decoder layer with the chosen and the static layer marked.
