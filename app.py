@@ -4,7 +4,8 @@
     LASER_MODEL=llava-hf/llava-1.5-7b-hf GRADIO_SERVER_NAME=0.0.0.0 python app.py
 
 This file only lays out the page and wires events to `app_handlers` (which calls `laser_core` and
-`viz`). Building `demo` loads no model: the first run does, through a cached `load_runner`.
+the views in `app_views`); the settings controls come from `app_settings`. Building `demo` loads
+no model: the first run does, through the cached `app_models.load_runner`.
 Environment: LASER_MODEL (default model: hub id or folder), LASER_DEVICE (cuda, cpu, ...),
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT or PORT (where to listen).
 """
@@ -21,6 +22,10 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 
 import app_handlers as h  # noqa: E402
+from app_clvs_views import CLVS_AVAILABLE  # noqa: E402
+from app_models import default_model, model_choices  # noqa: E402
+from app_settings import SETTINGS, Setting  # noqa: E402
+from app_views import COMPARE_METHODS, RunView  # noqa: E402
 from viz import VAT_HEADERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -52,7 +57,9 @@ question. **Relative**: raw divided by the attention for a generic "describe the
 map. Move the slider: the maps are redrawn from memory, the model does not run again."""
 FORCE_HELP = (
     "**What if another layer?** Crop, mask and decode again from the layer on the slider "
-    "instead of l\\*: a wrong layer often crops the wrong spot and changes the answer."
+    "instead of l\\*: a wrong layer often crops the wrong spot and changes the answer. "
+    "This reuses the attention captured by the last run (same image, question, model and "
+    "settings), so only the crop, the mask and the decoding run again."
 )
 VAQ_HELP = (
     "**Visual Activation by Query (VAQ), per layer.** How strongly each layer's attention "
@@ -104,12 +111,13 @@ SETTINGS_HELP = (
 )
 CITATION = """\
 **LASER** (Layer-adaptive Attention-guided Selective visual and decoding Enhancement for
-Reasoning): Z. Zhu, Z. Hu, Q. Zhu, Y. Hong, Y. Liu, J. Su, Y. He and L. Gui, *Beyond Static Cropping:
-Layer-Adaptive Visual Localization and Decoding Enhancement*. **ViCrop**: J. Zhang et al., *MLLMs
-Know Where to Look: Training-free Perception of Small Visual Details with Multimodal LLMs*
-(ICLR 2025). **VCD**: S. Leng et al., *Mitigating Object Hallucinations in Large Vision-Language
-Models through Visual Contrastive Decoding* (CVPR 2024). **CLVS**: *Cross-Layer Vision Smoothing:
-Enhancing Visual Understanding via Sustained Focus on Key Objects in Large Vision-Language Models*.
+Reasoning): Z. Zhu, Z. Hu, Q. Zhu, Y. Hong, Y. Liu, J. Su, Y. He and L. Gui, *Beyond Static
+Cropping: Layer-Adaptive Visual Localization and Decoding Enhancement*. **ViCrop**: J. Zhang et
+al., *MLLMs Know Where to Look: Training-free Perception of Small Visual Details with Multimodal
+LLMs* (ICLR 2025). **VCD**: S. Leng et al., *Mitigating Object Hallucinations in Large
+Vision-Language Models through Visual Contrastive Decoding* (CVPR 2024). **CLVS**: *Cross-Layer
+Vision Smoothing: Enhancing Visual Understanding via Sustained Focus on Key Objects in Large
+Vision-Language Models*.
 
 LASER Lens is built with PyTorch, Hugging Face Transformers, Gradio, Pillow and Matplotlib. The
 embedded toy model is a small LLaVA trained for this project on a synthetic world of shapes; it
@@ -137,7 +145,7 @@ THEME = gr.themes.Default(
 )
 
 
-def _setting_control(setting: h.Setting) -> gr.components.Component:
+def _setting_control(setting: Setting) -> gr.components.Component:
     """One control for a LaserConfig field: label = field name, info = meaning and range."""
     common: dict[str, Any] = {"label": setting.name, "info": setting.help}
     if setting.kind == "bool":
@@ -160,11 +168,11 @@ def _settings_panel() -> list[gr.components.Component]:
     controls = []
     with gr.Accordion("Settings: every LaserConfig field", open=False):
         gr.Markdown(SETTINGS_HELP)
-        for section in dict.fromkeys(s.section for s in h.SETTINGS):
+        for section in dict.fromkeys(s.section for s in SETTINGS):
             with gr.Group():
                 gr.Markdown(f"**{section[0].upper()}{section[1:]}**")
                 with gr.Row():
-                    controls += [_setting_control(s) for s in h.SETTINGS if s.section == section]
+                    controls += [_setting_control(s) for s in SETTINGS if s.section == section]
     return controls
 
 
@@ -239,7 +247,7 @@ def build_demo() -> gr.Blocks:
                     label="Question", placeholder="e.g. What colour is the circle?"
                 )
                 model = gr.Dropdown(
-                    h.model_choices(), value=h.default_model(), label="Model", info=MODEL_NOTE
+                    model_choices(), value=default_model(), label="Model", info=MODEL_NOTE
                 )
                 run = gr.Button("Run LASER", variant="primary", size="lg")
                 examples = h.load_examples(EXAMPLES_DIR)
@@ -351,14 +359,14 @@ def build_demo() -> gr.Blocks:
             gallery = gr.Gallery(
                 buttons=PICTURE_BUTTONS,
                 label="What each method read, and its answer",
-                columns=len(h.COMPARE_METHODS),
+                columns=len(COMPARE_METHODS),
                 height=360,
                 object_fit="contain",
             )
             compare_table = gr.Dataframe(
                 label="Answers", interactive=False, elem_id="compare-table"
             )
-        if h.CLVS_AVAILABLE:
+        if CLVS_AVAILABLE:
             _clvs_tab(model_inputs + settings)
         with gr.Tab("About"):
             gr.Markdown(CITATION)
@@ -381,7 +389,7 @@ def build_demo() -> gr.Blocks:
             "vat_table": vat_table,
             "files": files,
         }
-        run_outputs = [outputs[name] for name in h.RunView._fields]
+        run_outputs = [outputs[name] for name in RunView._fields]
         run.click(
             h.on_run,
             model_inputs + settings,
@@ -400,7 +408,7 @@ def build_demo() -> gr.Blocks:
         )
         force.click(
             h.on_force_layer,
-            model_inputs + [layer] + settings,
+            [session, model, layer],
             run_outputs,
             preprocess=False,
             api_name="force_layer",

@@ -52,6 +52,24 @@ def test_run_through_the_api(
             assert opened.width > 100
 
 
+def test_force_layer_refocuses_the_same_sessions_run(
+    client: Client, tiny_model: str, picture: Image.Image, tmp_path: Path
+) -> None:
+    """/force_layer reuses the run kept in this client's session (gr.State)."""
+    fresh = Client(client.src, verbose=False)  # a new session: nothing to refocus yet
+    status = fresh.predict(model=tiny_model, layer=1, api_name="/force_layer")[0]
+    assert status.startswith("⚠️") and "Run LASER first" in status
+    path = tmp_path / "scene.png"
+    picture.save(path)
+    done = fresh.predict(
+        image=handle_file(str(path)), question="what colour", model=tiny_model, api_name="/run"
+    )
+    assert done[0].startswith("Done"), done[0]
+    status, answer, layer = fresh.predict(model=tiny_model, layer=1, api_name="/force_layer")[:3]
+    assert status.startswith("Refocused on layer 1"), status
+    assert "forced" in answer and layer["value"] == 1
+
+
 def test_corrupt_upload_through_the_api(client: Client, tiny_model: str, tmp_path: Path) -> None:
     path = tmp_path / "broken.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n not an image at all")

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import app_models
+
 WARNING = "⚠️"
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # gr.Warning outside a request
 
@@ -64,7 +66,7 @@ def test_huge_image_is_downscaled_for_display(
     for image in (view.crop_boxed, view.crop, view.masked, view.counterfactual, view.raw):
         assert max(image.shape[:2]) <= 1100  # display copies (panels add a title strip)
     assert view.session.source_size == (8000, 8000)
-    assert max(view.session.result.image.size) == 1024  # the session keeps no 8000-px copy
+    assert max(view.session.result.image.size) == 1024  # panels keep display copies only
     files, _ = handlers.on_export(view.session, 0, "method", 0.5, False)
     assert json.loads(Path(files[1]).read_text())["image_size"] == [8000, 8000]
 
@@ -116,8 +118,17 @@ def test_bad_settings(
     assert _status(view).startswith(WARNING) and "crop_ratio" in view.status
     view = handlers.explain_view(picture, "what", tiny_model, settings(force_layer=99))
     assert "force_layer" in _status(view)
-    view = handlers.on_force_layer(None, picture, "what", tiny_model, "abc", *settings())
-    assert _status(view).startswith(WARNING)
+    view = handlers.on_force_layer(None, tiny_model, 2, None)
+    assert _status(view).startswith(WARNING) and "Run LASER first" in view.status
+
+
+def test_bad_refocus(handlers: ModuleType, tiny_model: str, run: Any) -> None:
+    for layer in ("abc", 99, -1):
+        view = handlers.on_force_layer(run.session, tiny_model, layer, None)
+        assert _status(view).startswith(WARNING), layer
+    assert all(isinstance(value, dict) for value in view[:1] + view[2:])
+    other = handlers.on_force_layer(run.session, app_models.EMBEDDED, 1, None)
+    assert _status(other).startswith(WARNING) and "model changed" in other.status
 
 
 def test_unexpected_errors_become_messages(
@@ -130,8 +141,8 @@ def test_unexpected_errors_become_messages(
     def boom(*_: Any, **__: Any) -> None:
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(handlers, "_explain_on_device", boom)
-    monkeypatch.setattr(handlers, "_method_on_device", boom)
+    monkeypatch.setattr(app_models, "explain_on_device", boom)
+    monkeypatch.setattr(app_models, "method_on_device", boom)
     view = handlers.explain_view(picture, "what", tiny_model, settings())
     assert "Something went wrong" in _status(view) and "out of memory" in view.status
     compare = handlers.compare_view(picture, "what", tiny_model, settings())
@@ -158,7 +169,7 @@ def test_compare_with_bad_input(handlers: ModuleType, tiny_model: str, settings:
 def test_hub_model_without_a_gpu_is_refused(
     handlers: ModuleType, picture: Image.Image, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handlers, "_has_accelerator", lambda: False)
-    monkeypatch.setattr(handlers, "load_model", None)  # must not even try
-    view = handlers.explain_view(picture, "what", handlers.HUB_MODELS[0], settings())
+    monkeypatch.setattr(app_models, "_has_accelerator", lambda: False)
+    monkeypatch.setattr(app_models, "load_model", None)  # must not even try
+    view = handlers.explain_view(picture, "what", app_models.HUB_MODELS[0], settings())
     assert _status(view).startswith(WARNING) and "needs a GPU" in view.status

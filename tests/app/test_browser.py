@@ -85,7 +85,9 @@ def showcase(
 
     examples = handlers.load_examples(EXAMPLES)
     if (EMBEDDED_MODEL / "config.json").is_file() and examples:
-        label = dict((v, k) for k, v in handlers.model_choices())[handlers.EMBEDDED]
+        import app_models
+
+        label = dict((v, k) for k, v in app_models.model_choices())[app_models.EMBEDDED]
         image, question, _ = next((row for row in examples if "pattern" in row[1]), examples[0])
         return label, Path(image), question
     image = tmp_path_factory.mktemp("showcase") / "scene.png"

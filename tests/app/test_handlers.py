@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from laser_core import LaserConfig
+import app_export
+import app_models
+from app_views import make_session, run_view
+from laser_core import STAGES, LaserConfig
 from viz import VAT_HEADERS, colormap_lut, display_size, format_token
 
 
@@ -64,8 +68,32 @@ def test_run_fills_every_panel(run: Any, picture: Image.Image) -> None:
     assert run.crop_boxed.shape[:2] == (picture.height, picture.width)
     assert run.masked.shape == run.crop_boxed.shape
     assert run.counterfactual.shape == run.crop.shape
-    assert not np.array_equal(run.masked, run.crop_boxed), "masked cells are drawn"
+    # the masked cells are drawn, unless no cell had evidence to mask
+    drawn = not np.array_equal(run.masked, run.crop_boxed)
+    assert drawn == (len(result.masked_cells) > 0)
     assert run.files is None and "VAT" in run.vat_note
+
+
+def test_cells_are_drawn_and_an_empty_mask_is_said(run: Any) -> None:
+    """Some cells masked: they are drawn. None (an all-zero contrastive map): the
+    counterfactual equals the crop, and the status says so."""
+    session = run.session
+    result = session.result
+    full = session.full_result()
+    some = dataclasses.replace(full, masked_cells=np.array([[0, 0], [1, 1]], dtype=np.int64))
+    none = dataclasses.replace(
+        full,
+        masked_cells=np.zeros((0, 2), dtype=np.int64),
+        masked_image=full.image,
+        counterfactual_image=full.crop_image,
+    )
+    marked = run_view(make_session(some, session.choice, "tiny model", 0.1))
+    assert not np.array_equal(marked.masked, marked.crop_boxed)
+    assert "none was masked" not in marked.status
+    empty = run_view(make_session(none, session.choice, "tiny model", 0.1))
+    assert np.array_equal(empty.masked, empty.crop_boxed)
+    assert np.array_equal(empty.counterfactual, empty.crop)
+    assert "none was masked" in empty.status and f"layer {result.layer}" in empty.status
 
 
 def test_vat_table_lists_candidates_and_marks_the_choice(run: Any) -> None:
@@ -104,8 +132,8 @@ def test_layer_redraw_never_runs_the_model(
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr(handlers, "_explain_on_device", refuse)
-    monkeypatch.setattr(handlers, "load_runner", refuse)
+    monkeypatch.setattr(app_models, "explain_on_device", refuse)
+    monkeypatch.setattr(app_models, "load_runner", refuse)
     n_layers = run.session.result.n_layers
     frames = [
         handlers.on_layer(run.session, layer, "method", 0.55, False) for layer in range(n_layers)
@@ -150,13 +178,43 @@ def test_export_writes_a_slide_and_the_json(
     assert sorted(p.name for p in png.parent.iterdir()) == ["laser-result.json", "laser-slide.png"]
 
 
-def test_force_layer_reruns_from_the_chosen_layer(
+def test_force_layer_refocuses_from_the_captured_attention(
+    handlers: ModuleType, tiny_model: str, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("the full pipeline ran again")
+
+    monkeypatch.setattr(app_models, "explain", refuse)
+    layer = 2 if run.session.result.layer != 2 else 1
+    stages: list[tuple[float, str]] = []
+    view = handlers.on_force_layer(
+        run.session, tiny_model, layer, lambda f, desc="": stages.append((f, desc))
+    )
+    assert view.status.startswith("Refocused"), view.status
+    result, before = view.session.result, run.session.result
+    assert view.layer["value"] == layer and result.layer == layer
+    assert "forced" in view.answer and result.config["force_layer"] == layer
+    assert np.array_equal(result.attn_query, before.attn_query)  # reused, not captured again
+    assert result.question == before.question and result.baseline_answer == before.baseline_answer
+    assert view.session.source_size == run.session.source_size
+    assert view.crop_boxed.shape == run.crop_boxed.shape
+    labels = [desc for _, desc in stages if desc.startswith("Stage")]
+    assert [label.split(":")[0] for label in labels] == ["Stage 1", "Stage 2", "Stage 3", "Stage 4"]
+    assert run.session.result.layer == before.layer, "the old session is left as it was"
+
+
+def test_run_progress_names_every_stage(
     handlers: ModuleType, tiny_model: str, picture: Image.Image, settings: Any
 ) -> None:
-    view = handlers.on_force_layer(None, picture, "what colour", tiny_model, 2, *settings())
-    assert view.layer["value"] == 2 and view.session.result.layer == 2
-    assert "forced" in view.answer
-    assert view.session.result.config["force_layer"] == 2
+    seen: list[tuple[float, str]] = []
+    view = handlers.on_run(
+        lambda f, desc="": seen.append((f, desc)), picture, "what colour", tiny_model, *settings()
+    )
+    assert view.status.startswith("Done"), view.status
+    labels = [desc for _, desc in seen if desc.startswith("Stage")]
+    assert labels == [handlers.STAGE_LABELS[stage] for stage in STAGES]
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
 
 
 def test_compare_methods_side_by_side(
@@ -183,7 +241,7 @@ def test_sessions_are_independent(
         handlers.on_layer(one, 0, "method", 0.5, False)[0].shape
         != handlers.on_layer(two, 0, "method", 0.5, False)[0].shape
     )
-    assert all(type(model).__name__ == "VLM" for model in handlers._MODELS.values())
+    assert all(type(model).__name__ == "VLM" for model in app_models._MODELS.values())
 
 
 def test_building_the_demo_loads_no_model(
@@ -192,7 +250,7 @@ def test_building_the_demo_loads_no_model(
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("a model was loaded while building the page")
 
-    monkeypatch.setattr(handlers, "load_model", refuse)
+    monkeypatch.setattr(app_models, "load_model", refuse)
     demo = app_module.build_demo()
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"run", "force_layer", "compare", "export"} <= names
@@ -226,7 +284,7 @@ def test_clvs_panels(
     assert "CLVS answer" in view.answer
     assert view.decay.shape == view.uncertainty.shape == (640, 1024, 3)
     assert view.before.shape == view.after.shape
-    monkeypatch.setattr(handlers, "load_runner", None)  # redraws must not touch the model
+    monkeypatch.setattr(app_models, "load_runner", None)  # redraws must not touch the model
     before, after = handlers.on_clvs_layer(view.session, 0, 0.8)
     assert before.shape == view.before.shape
     assert all(isinstance(v, dict) for v in handlers.on_clvs_layer(None, 0, 0.5))
@@ -235,7 +293,7 @@ def test_clvs_panels(
 
 
 def test_old_export_folders_are_pruned(handlers: ModuleType, run: Any) -> None:
-    old = Path(handlers.tempfile.mkdtemp(prefix=handlers.EXPORT_PREFIX))
+    old = Path(tempfile.mkdtemp(prefix=app_export.EXPORT_PREFIX))
     (old / "laser-slide.png").write_bytes(b"x")
     stale = time.time() - 7200
     os.utime(old, (stale, stale))

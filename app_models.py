@@ -1,0 +1,127 @@
+"""The models of LASER Lens: which ones the app offers, one cached at a time, and the calls that
+run them (on a borrowed GPU on Hugging Face ZeroGPU, directly elsewhere).
+
+The cache is the app's only module-level state: one accelerator holds one model, so loading
+another model frees the previous one. Everything per user lives in `gr.State` (see `app_views`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from PIL import Image
+
+from laser_core import (
+    HUB_MODELS,
+    VLM,
+    ClvsResult,
+    LaserConfig,
+    LaserResult,
+    MethodResult,
+    explain,
+    load_model,
+    refocus,
+    run_clvs,
+    run_method,
+)
+
+StageCallback = Callable[[str], None]
+EMBEDDED = "embedded"  # model-choice value of the embedded toy model
+
+try:  # Hugging Face ZeroGPU: borrow a GPU for each model call; elsewhere a no-op
+    import spaces
+
+    _on_gpu: Callable[[Callable[..., Any]], Callable[..., Any]] = spaces.GPU(duration=120)
+except ImportError:  # pragma: no cover - spaces is in requirements.txt
+
+    def _on_gpu(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return fn
+
+
+def default_model() -> str:
+    """The model set by the LASER_MODEL environment variable (hub id or folder), else embedded."""
+    return os.environ.get("LASER_MODEL", "").strip() or EMBEDDED
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(label, value) pairs: the embedded model first, LASER_MODEL's if different, hub models."""
+    choices = [("Embedded toy model (CPU, offline, seconds)", EMBEDDED)]
+    chosen = default_model()
+    if chosen != EMBEDDED and chosen not in HUB_MODELS:
+        choices.append((f"{chosen} (set by LASER_MODEL)", chosen))
+    choices += [(f"{model} (GPU + download)", model) for model in HUB_MODELS]
+    return choices
+
+
+_MODEL_LOCK = threading.Lock()
+_MODELS: dict[str, VLM] = {}  # at most one entry: one accelerator holds one model
+
+
+def load_runner(choice: str) -> VLM:
+    """The loaded model for a model choice, cached; loading another one frees the previous."""
+    if choice not in {value for _, value in model_choices()}:
+        raise ValueError(f"unknown model choice {choice!r}: pick one from the list")
+    if choice in HUB_MODELS and choice != default_model() and not _has_accelerator():
+        raise ValueError(
+            f"{choice} needs a GPU, and this server has none: use the embedded model here "
+            "(or set LASER_ALLOW_CPU=1 to try it anyway, slowly, with tens of GB of memory)"
+        )
+    with _MODEL_LOCK:
+        if choice not in _MODELS:
+            _MODELS.clear()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            device = os.environ.get("LASER_DEVICE") or None
+            _MODELS[choice] = load_model(None if choice == EMBEDDED else choice, device=device)
+        return _MODELS[choice]
+
+
+def _has_accelerator() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return (
+        torch.cuda.is_available()
+        or (mps is not None and mps.is_available())
+        or os.environ.get("LASER_ALLOW_CPU") == "1"
+    )
+
+
+# The GPU functions take the model CHOICE, not the model: on ZeroGPU they run in a worker that
+# inherits the cache filled by `load_runner` in the main process, and their arguments are pickled.
+
+
+@_on_gpu
+def explain_on_device(
+    choice: str,
+    image: Image.Image,
+    question: str,
+    config: LaserConfig,
+    on_stage: StageCallback | None = None,
+) -> LaserResult:
+    """`explain` with the model of `choice`; `on_stage` is called as each stage starts."""
+    return explain(load_runner(choice), image, question, config, on_stage=on_stage)
+
+
+@_on_gpu
+def refocus_on_device(
+    choice: str, result: LaserResult, layer: int, on_stage: StageCallback | None = None
+) -> LaserResult:
+    """`refocus`: stages 1-4 of `result` again from `layer`, with its captured attention."""
+    return refocus(load_runner(choice), result, layer, on_stage=on_stage)
+
+
+@_on_gpu
+def method_on_device(
+    choice: str, image: Image.Image, question: str, method: str, config: LaserConfig
+) -> MethodResult:
+    return run_method(load_runner(choice), image, question, method, config)
+
+
+@_on_gpu
+def clvs_on_device(
+    choice: str, image: Image.Image, question: str, config: LaserConfig
+) -> ClvsResult:
+    return run_clvs(load_runner(choice), image, question, config)
