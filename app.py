@@ -43,6 +43,17 @@ THEME = gr.themes.Default(
 )
 
 
+def _map_image(kind: str) -> gr.Image:
+    """One heatmap panel of the explorer (its title is drawn into the picture)."""
+    return gr.Image(
+        buttons=PICTURE_BUTTONS,
+        label=f"{kind.capitalize()} attention",
+        format="jpeg",
+        elem_id=f"map-{kind}",
+        show_label=False,
+    )
+
+
 def _setting_control(setting: Setting) -> gr.components.Component:
     """One control for a LaserConfig field: label = field name, info = meaning and range."""
     common: dict[str, Any] = {"label": setting.name, "info": setting.help}
@@ -177,26 +188,8 @@ def build_demo() -> gr.Blocks:
                 opacity = gr.Slider(0, 1, value=0.55, step=0.05, label="Opacity", scale=2)
                 smooth = gr.Checkbox(False, label="Smooth cells", scale=1)
             with gr.Row():
-                raw = gr.Image(
-                    buttons=PICTURE_BUTTONS,
-                    label="Raw attention",
-                    format="jpeg",
-                    elem_id="map-raw",
-                    show_label=False,
-                )
-                relative = gr.Image(
-                    buttons=PICTURE_BUTTONS,
-                    label="Relative attention",
-                    format="jpeg",
-                    elem_id="map-relative",
-                    show_label=False,
-                )
-                contrastive = gr.Image(
-                    buttons=PICTURE_BUTTONS,
-                    label="Contrastive attention",
-                    format="jpeg",
-                    elem_id="map-contrastive",
-                    show_label=False,
+                raw, relative, contrastive = (
+                    _map_image(kind) for kind in ("raw", "relative", "contrastive")
                 )
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
