@@ -23,7 +23,6 @@ import gradio as gr  # noqa: E402
 
 import app_copy as ui  # noqa: E402
 import app_handlers as h  # noqa: E402
-from app_clvs_views import CLVS_AVAILABLE  # noqa: E402
 from app_models import default_model, model_choices  # noqa: E402
 from app_settings import SETTINGS, Setting  # noqa: E402
 from app_views import COMPARE_METHODS, RunView  # noqa: E402
@@ -257,8 +256,7 @@ def build_demo() -> gr.Blocks:
             compare_table = gr.Dataframe(
                 label="Answers", interactive=False, elem_id="compare-table"
             )
-        if CLVS_AVAILABLE:
-            _clvs_tab(model_inputs + settings)
+        _clvs_tab(model_inputs + settings)
         with gr.Tab("About"):
             gr.Markdown(ui.CITATION)
 

@@ -1,8 +1,8 @@
 """What the CLVS tab shows: the answer card, the two per-layer charts and the before/after maps.
 
-CLVS (cross-layer vision smoothing) is the app's second method. Its tab is shown when its chart
-module exists (`CLVS_AVAILABLE`). As for LASER, a run is kept per user in a `ClvsSession` (in
-`gr.State`), so the layer slider redraws from memory; nothing here runs a model.
+CLVS (cross-layer vision smoothing) is the app's second method. As for LASER, a run is kept per
+user in a `ClvsSession` (in `gr.State`), so the layer slider redraws from memory; nothing here
+runs a model.
 """
 
 from __future__ import annotations
@@ -19,13 +19,7 @@ from PIL import Image
 from app_views import DISPLAY_SIDE, EXPLORER_SIDE
 from laser_core import ClvsResult
 from viz import OverlayCanvas, fit_for_display, heatmap_panel
-
-try:
-    from viz.clvs_charts import attention_decay_chart, uncertainty_chart
-
-    CLVS_AVAILABLE = True
-except ImportError:  # pragma: no cover - CLVS is optional for the app
-    CLVS_AVAILABLE = False
+from viz.clvs_charts import attention_decay_chart, uncertainty_chart
 
 
 @dataclass

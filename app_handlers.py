@@ -24,7 +24,6 @@ from PIL import Image
 
 import app_models as models
 from app_clvs_views import (
-    CLVS_AVAILABLE,
     ClvsSession,
     ClvsView,
     clvs_frames,
@@ -321,8 +320,6 @@ def clvs_view(
 ) -> ClvsView:
     """Run CLVS and draw its panels; on bad input only the status changes."""
     try:
-        if not CLVS_AVAILABLE:
-            raise ValueError("CLVS is not available in this installation")
         pil, text, choice, config = _inputs(image, question, model, settings)
         start = time.perf_counter()
         progress(0.1, desc=f"Loading the {_model_label(choice)} (first run only)")

@@ -28,6 +28,7 @@ from laser_core import (
     run_clvs,
     run_method,
 )
+from laser_core.loading import pick_device
 
 StageCallback = Callable[[str], None]
 EMBEDDED = "embedded"  # model-choice value of the embedded toy model
@@ -81,12 +82,7 @@ def load_runner(choice: str) -> VLM:
 
 
 def _has_accelerator() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return (
-        torch.cuda.is_available()
-        or (mps is not None and mps.is_available())
-        or os.environ.get("LASER_ALLOW_CPU") == "1"
-    )
+    return pick_device().type != "cpu" or os.environ.get("LASER_ALLOW_CPU") == "1"
 
 
 # The GPU functions take the model CHOICE, not the model: on ZeroGPU they run in a worker that

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from laser_core import METHODS, LaserResult, MethodResult, layer_maps, select_layer
+from laser_core import LaserResult, MethodResult, layer_maps, select_layer
 from viz import (
     CHOSEN_COLOR,
     STATIC_COLOR,
@@ -48,7 +48,7 @@ METHOD_NAMES = {
     "laser_static": "LASER, static layer",
     "clvs": "CLVS",
 }
-COMPARE_METHODS = ("vanilla", "vicrop", "vcd", "laser") + (("clvs",) if "clvs" in METHODS else ())
+COMPARE_METHODS = ("vanilla", "vicrop", "vcd", "laser", "clvs")
 
 
 # --- per-session result ---------------------------------------------------------------------------
@@ -240,9 +240,9 @@ def vat_table(session: Session) -> pd.DataFrame:
 def vaq_image(session: Session) -> np.ndarray:
     r = session.result
     static = r.static_layer if 0 <= r.static_layer < r.n_layers else None
-    title = "Visual Activation by Query (VAQ) per layer"
-    if r.config.get("force_layer") is not None:
-        title = f"VAQ per layer (layer {r.layer} forced, VAQ picks {session.vaq_layer})"
+    if r.config.get("force_layer") is None:
+        return vaq_chart(r.vaq, chosen=r.layer, static=static)
+    title = f"VAQ per layer (layer {r.layer} forced, VAQ picks {session.vaq_layer})"
     return vaq_chart(r.vaq, chosen=r.layer, static=static, title=title)
 
 

@@ -217,8 +217,6 @@ def test_an_example_fills_the_inputs(browser: Any, url: str, app_module: ModuleT
 def test_clvs_tab(
     browser: Any, url: str, showcase: tuple[str | None, Path, str], handlers: ModuleType
 ) -> None:
-    if not handlers.CLVS_AVAILABLE:
-        pytest.skip("CLVS is not in this installation")
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(url, wait_until="load")
     page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)

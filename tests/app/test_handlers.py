@@ -270,7 +270,6 @@ def test_examples_are_read_when_present(handlers: ModuleType, tmp_path: Path) ->
     assert handlers.load_examples(tmp_path) == []
 
 
-@pytest.mark.skipif("not __import__('app_handlers').CLVS_AVAILABLE")
 @pytest.mark.filterwarnings("ignore::UserWarning")  # gr.Warning outside a request
 def test_clvs_panels(
     handlers: ModuleType,
