@@ -6,10 +6,10 @@ print(result.answer, result.layer)
 run_method(vlm, "photo.jpg", "What colour is the mug?", "vicrop").answer
 """
 
-from laser_core.clvs import run_clvs
-from laser_core.clvs_result import ClvsResult
+from laser_core.baselines import vcd_logits
+from laser_core.clvs import ClvsResult, run_clvs
 from laser_core.config import LaserConfig
-from laser_core.contrast import vat_logits, vcd_logits
+from laser_core.contrast import vat_logits
 from laser_core.crop import box_mass_share, crop_box, crop_size
 from laser_core.decode import Candidate, DecodeStep
 from laser_core.layers import head_vaq, select_layer, vaq
@@ -21,9 +21,9 @@ from laser_core.maps import (
     relative_attention,
 )
 from laser_core.mask import mask_cells, top_cells
-from laser_core.methods import METHODS, MethodResult, run_method
+from laser_core.methods import METHODS, run_method
 from laser_core.pipeline import STAGES, explain, refocus
-from laser_core.result import LaserResult
+from laser_core.result import LaserResult, MethodResult
 
 __all__ = [
     "EMBEDDED_MODEL",

@@ -1,5 +1,6 @@
-"""What a LASER run returns, as plain data, and how it is saved.
+"""What the methods return, as plain data, and how a LASER run is saved.
 
+`MethodResult` is the answer of any method of `run_method` and what it used to get there.
 `LaserResult` keeps everything the app draws (so moving a slider never runs the model again) and
 everything a paper figure needs. `to_dict()` is JSON-ready; `save(folder)` writes `result.json`,
 `attention.npz` (the three [layer, head, patch] captures) and the images, all or nothing.
@@ -21,6 +22,23 @@ from PIL import Image
 from laser_core.decode import DecodeStep
 
 Box = tuple[int, int, int, int]
+
+
+@dataclass
+class MethodResult:
+    """The answer of one method and what it used to get there."""
+
+    method: str
+    answer: str
+    layer: int | None  # the layer whose map placed the crop (None: no crop)
+    map: np.ndarray | None  # [rows, cols] that map
+    box: Box | None  # the crop (x0, y0, x1, y1) in original pixels
+    input_image: Image.Image  # what the answer was decoded from
+    steps: tuple[DecodeStep, ...]
+    timings: dict[str, float]
+    config: dict[str, Any]
+    details: LaserResult | None = None  # the full explanation, for "laser"
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from laser_core.clvs_result import ClvsResult, cells_in_box
+from laser_core.clvs import ClvsResult, cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.crop import Box, box_mass_share, crop_size
 from laser_core.loading import VLM

@@ -14,8 +14,8 @@ from torch import nn
 from laser_core import VLM, run_method
 from laser_core.capture import AttentionRecorder, attach
 from laser_core.clvs import clvs_hooks, make_smoother, run_clvs
-from laser_core.clvs_math import first_stop_layer
-from laser_core.clvs_result import cells_in_box
+from laser_core.clvs.kernels import first_stop_layer
+from laser_core.clvs.result import cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.stages import capture as _capture
 from laser_core.stages import resolve_config

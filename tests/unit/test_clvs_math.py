@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from laser_core.clvs_math import (
+from laser_core.clvs.kernels import (
     first_stop_layer,
     init_memory,
     normalised_topk_entropy,

@@ -15,7 +15,7 @@ from laser_core import (
     vat_logits,
     vcd_logits,
 )
-from laser_core.contrast import diffusion_noise
+from laser_core.baselines.vcd import diffusion_noise
 from laser_core.maps import all_layer_maps, layer_maps
 
 

@@ -1,7 +1,7 @@
 """CLVS kernels: the pure maths of cross-layer vision smoothing (clvs-paper.txt, Sec. 3).
 
 CLVS works on ONE attention row per layer: the row of the token being generated, over all keys
-(text and image), per head. The driver (`laser_core.clvs`) feeds these functions that row:
+(text and image), per head. The hooks (`laser_core.clvs.hooks`) feed these functions that row:
 
     layer 0          M = max_h a_vis                                         (Eq. 4)
                      with every image token at one position id               (Eq. 2)

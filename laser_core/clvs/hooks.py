@@ -1,19 +1,6 @@
-"""CLVS: cross-layer vision smoothing of the generating token's attention (clvs-paper.txt, Sec. 3).
+"""CLVS's hooks: the smoother that rewrites the generating token's attention row, layer by layer.
 
-Language models look at the right image region for a layer or two, then let go ("advantageous
-attention decay"). CLVS keeps a vision memory M and, in every layer, blends the attention the
-generating token pays to the image with that memory, so focus found early persists:
-
-    layer 0        row recomputed with all image tokens at ONE position id -> M = max_h a_vis
-    layer l >= 1   a_vis <- lam a_vis + (1 - lam) M;  row /= sum(row);
-    (while active) M <- gamma M + (1 - gamma) max_h(original a_vis)
-    stop           from layer L // 2 + 1 on, LM head on the layer's hidden state: once the
-                   normalised top-10 entropy < delta, later layers are left alone
-
-How it runs: `model.generate` with the KV cache, as every other method (`decode.decode`). Only
-the attention ROW of the token being generated changes (the prefill's last position, then each
-decoding step's single query); the other prefill rows keep SDPA's output. Three kinds of hooks,
-all attached in `clvs_hooks` and removed in its `finally`:
+Three kinds of hooks, all attached in `clvs_hooks` and removed in its `finally`:
 
 - `ClvsSmoother` on every text attention module, through the registered attention function
   (`capture.attach`): it sees q and k after rotary, recomputes the row, and returns the output
@@ -23,7 +10,8 @@ all attached in `clvs_hooks` and removed in its `finally`:
   by the position CHANGE with the model's own rotary module and `apply_rotary_pos_emb`.
 - A forward hook on every decoder layer for the uncertainty check.
 
-The pure maths is in `laser_core.clvs_math`; the result type in `laser_core.clvs_result`.
+Only the attention ROW of the token being generated changes (the prefill's last position, then
+each decoding step's single query); the other prefill rows keep SDPA's output.
 """
 
 from __future__ import annotations
@@ -41,7 +29,7 @@ from torch import Tensor, nn
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from laser_core.capture import attach, last_row_probs
-from laser_core.clvs_math import (
+from laser_core.clvs.kernels import (
     init_memory,
     normalised_topk_entropy,
     smooth_row,
@@ -49,21 +37,8 @@ from laser_core.clvs_math import (
     unified_key_shift,
     update_memory,
 )
-from laser_core.clvs_result import ClvsResult, cells_in_box
 from laser_core.config import LaserConfig
-from laser_core.decode import decode
 from laser_core.loading import VLM
-from laser_core.stages import ImageInput, capture, encode_checked, prepare, prompt_texts, timed
-
-__all__ = [
-    "ClvsResult",
-    "ClvsSettings",
-    "ClvsSmoother",
-    "cells_in_box",
-    "clvs_hooks",
-    "clvs_settings",
-    "run_clvs",
-]
 
 
 @dataclass(frozen=True)
@@ -339,62 +314,4 @@ def make_smoother(vlm: VLM, visual: Tensor, config: LaserConfig) -> ClvsSmoother
         rotary=cast(nn.Module, language_model.rotary_emb),
         final_norm=cast(nn.Module, language_model.norm),
         lm_head=vlm.model.get_output_embeddings(),
-    )
-
-
-def run_clvs(
-    vlm: VLM,
-    image: ImageInput,
-    question: str,
-    config: LaserConfig | None = None,
-    *,
-    head_steps: int = 1,
-    baseline: bool = True,
-) -> ClvsResult:
-    """Answer with CLVS and keep its per-token, per-layer trace.
-
-    Args:
-        vlm: From `load_model`.
-        image: A PIL image (any mode) or a path.
-        question: The question; whitespace is normalised.
-        config: Settings (`clvs_*` fields, decoding); None = the METHOD.md defaults.
-        head_steps: Keep [head, patch] rows for this many first decoding steps (>= 0); the head
-            means are kept for every step.
-        baseline: Also run one plain prefill, so the result holds the unsmoothed model's
-            attention for the first token (`baseline_attention`, for the decay chart).
-
-    Raises:
-        ValueError: unusable image or question, or settings that do not fit the model.
-    """
-    timings: dict[str, float] = {}
-    image, question, config = prepare(vlm, image, question, config)
-    adapter = vlm.adapter
-    with timed(timings, "decode"):
-        inputs, geometry = encode_checked(
-            vlm, [prompt_texts(question, config).query], [image], config
-        )
-        smoother = make_smoother(vlm, adapter.visual_mask(inputs)[0], config)
-        with clvs_hooks(vlm, smoother):
-            decoded = decode(vlm, inputs, config)
-    baseline_attention = None
-    if baseline:
-        with timed(timings, "baseline"):
-            baseline_attention = capture(vlm, inputs)[0].mean(1).numpy()  # [layer, patch]
-    trace = smoother.trace(
-        adapter.n_heads, int(adapter.visual_mask(inputs)[0].sum()), max(0, head_steps)
-    )
-    return ClvsResult(
-        question=question,
-        model_id=vlm.model_id,
-        answer=decoded.answer,
-        token_ids=decoded.token_ids,
-        steps=decoded.steps,
-        check_from=smoother.settings.check_from,
-        baseline_attention=baseline_attention,
-        grid=geometry.grid,
-        cell_boxes=geometry.cell_boxes,
-        image=image,
-        timings=timings,
-        config=config.to_dict(),
-        **trace,
     )
