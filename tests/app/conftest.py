@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ui.settings import SETTINGS
+
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_llava_path: Path) -> Iterator[str]:
@@ -31,9 +33,9 @@ def tiny_model(tiny_llava_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def handlers(tiny_model: str) -> ModuleType:
-    import app_handlers
+    from ui import handlers
 
-    return app_handlers
+    return handlers
 
 
 @pytest.fixture(scope="session")
@@ -48,10 +50,10 @@ def settings(handlers: ModuleType) -> Any:
     """settings(**overrides) -> the settings controls' values: defaults, 3-token answers."""
 
     def make(**overrides: Any) -> list[Any]:
-        values = {s.name: s.default for s in handlers.SETTINGS}
+        values = {s.name: s.default for s in SETTINGS}
         values["max_new_tokens"] = 3
         values.update(overrides)
-        return [values[s.name] for s in handlers.SETTINGS]
+        return [values[s.name] for s in SETTINGS]
 
     return make
 

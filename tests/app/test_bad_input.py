@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import app_models
+from ui import models
+from ui.compare import compare_view
 
 WARNING = "⚠️"
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # gr.Warning outside a request
@@ -127,7 +128,7 @@ def test_bad_refocus(handlers: ModuleType, tiny_model: str, run: Any) -> None:
         view = handlers.on_force_layer(run.session, tiny_model, layer, None)
         assert _status(view).startswith(WARNING), layer
     assert all(isinstance(value, dict) for value in view[:1] + view[2:])
-    other = handlers.on_force_layer(run.session, app_models.EMBEDDED, 1, None)
+    other = handlers.on_force_layer(run.session, models.EMBEDDED, 1, None)
     assert _status(other).startswith(WARNING) and "model changed" in other.status
 
 
@@ -141,11 +142,11 @@ def test_unexpected_errors_become_messages(
     def boom(*_: Any, **__: Any) -> None:
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(app_models, "explain_on_device", boom)
-    monkeypatch.setattr(app_models, "method_on_device", boom)
+    monkeypatch.setattr(models, "explain_on_device", boom)
+    monkeypatch.setattr(models, "method_on_device", boom)
     view = handlers.explain_view(picture, "what", tiny_model, settings())
     assert "Something went wrong" in _status(view) and "out of memory" in view.status
-    compare = handlers.compare_view(picture, "what", tiny_model, settings())
+    compare = compare_view(picture, "what", tiny_model, settings())
     assert compare.status.startswith(WARNING)
 
 
@@ -162,14 +163,14 @@ def test_redraw_and_export_without_a_run(handlers: ModuleType, run: Any) -> None
 
 
 def test_compare_with_bad_input(handlers: ModuleType, tiny_model: str, settings: Any) -> None:
-    view = handlers.compare_view(None, "what", tiny_model, settings())
+    view = compare_view(None, "what", tiny_model, settings())
     assert view.status.startswith(WARNING) and "No image" in view.status
 
 
 def test_hub_model_without_a_gpu_is_refused(
     handlers: ModuleType, picture: Image.Image, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app_models, "_has_accelerator", lambda: False)
-    monkeypatch.setattr(app_models, "load_model", None)  # must not even try
-    view = handlers.explain_view(picture, "what", app_models.HUB_MODELS[0], settings())
+    monkeypatch.setattr(models, "_has_accelerator", lambda: False)
+    monkeypatch.setattr(models, "load_model", None)  # must not even try
+    view = handlers.explain_view(picture, "what", models.HUB_MODELS[0], settings())
     assert _status(view).startswith(WARNING) and "needs a GPU" in view.status

@@ -18,6 +18,10 @@ from urllib.parse import urlparse
 import pytest
 from PIL import Image
 
+from ui import page as ui_page
+from ui.compare import COMPARE_METHODS, METHOD_NAMES
+from ui.handlers import load_examples
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("LASER_CHROMIUM", "/usr/bin/chromium"))
@@ -58,12 +62,12 @@ def url(
 ) -> Iterator[str]:
     """The app, served in-process, with the project's examples (or one of its own if none)."""
     patch = pytest.MonkeyPatch()
-    if not app_module.h.load_examples(app_module.EXAMPLES_DIR):
+    if not load_examples(ui_page.EXAMPLES_DIR):
         examples = tmp_path_factory.mktemp("examples")
         scene(400, 300).save(examples / "boxes.png")
         rows = [{"image": "boxes.png", "question": "What colour is the big box?", "answer": "blue"}]
         (examples / "examples.json").write_text(json.dumps(rows))
-        patch.setattr(app_module, "EXAMPLES_DIR", examples)
+        patch.setattr(ui_page, "EXAMPLES_DIR", examples)
     demo = app_module.build_demo()
     demo.launch(
         prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **app_module.launch_options()
@@ -85,9 +89,9 @@ def showcase(
 
     examples = handlers.load_examples(EXAMPLES)
     if (EMBEDDED_MODEL / "config.json").is_file() and examples:
-        import app_models
+        from ui import models
 
-        label = dict((v, k) for k, v in app_models.model_choices())[app_models.EMBEDDED]
+        label = dict((v, k) for k, v in models.model_choices())[models.EMBEDDED]
         image, question, _ = next((row for row in examples if "pattern" in row[1]), examples[0])
         return label, Path(image), question
     image = tmp_path_factory.mktemp("showcase") / "scene.png"
@@ -175,7 +179,7 @@ def test_compare_tab(
     page.goto(url, wait_until="load")
     page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)
     _fill_inputs(page, showcase)
-    methods = [handlers.METHOD_NAMES[m] for m in handlers.COMPARE_METHODS]
+    methods = [METHOD_NAMES[m] for m in COMPARE_METHODS]
     page.get_by_role("tab", name="Compare methods").click()
     page.get_by_role("button", name="Compare methods").click()
     try:
@@ -193,7 +197,7 @@ def test_compare_tab(
 
 
 def test_an_example_fills_the_inputs(browser: Any, url: str, app_module: ModuleType) -> None:
-    _, text, expected = app_module.h.load_examples(app_module.EXAMPLES_DIR)[0]
+    _, text, expected = load_examples(ui_page.EXAMPLES_DIR)[0]
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(url, wait_until="load")
     page.get_by_text(text).first.click(timeout=TIMEOUT_MS)

@@ -15,32 +15,37 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import app_export
-import app_models
-from app_views import make_session, run_view
 from laser_core import STAGES, LaserConfig
+from ui import export as app_export
+from ui import models
+from ui.clvs_tab import on_clvs, on_clvs_layer
+from ui.compare import COMPARE_METHODS, METHOD_NAMES, on_compare
+from ui.events import STAGE_LABELS
+from ui.explorer import run_view
+from ui.session import make_session
+from ui.settings import SETTINGS, config_from_values
 from viz import VAT_HEADERS, colormap_lut, display_size, format_token
 
 
 def test_settings_cover_every_config_field(handlers: ModuleType) -> None:
-    names = [s.name for s in handlers.SETTINGS]
+    names = [s.name for s in SETTINGS]
     assert names == [f.name for f in dataclasses.fields(LaserConfig)]
-    assert all(s.help for s in handlers.SETTINGS), "every field needs its meaning and range"
-    assert {s.kind for s in handlers.SETTINGS} >= {"bool", "choice", "int", "float", "layers"}
+    assert all(s.help for s in SETTINGS), "every field needs its meaning and range"
+    assert {s.kind for s in SETTINGS} >= {"bool", "choice", "int", "float", "layers"}
 
 
 def test_default_settings_give_the_default_config(handlers: ModuleType) -> None:
-    assert handlers.config_from_values([s.default for s in handlers.SETTINGS]) == LaserConfig()
+    assert config_from_values([s.default for s in SETTINGS]) == LaserConfig()
 
 
 def test_settings_values_are_coerced(handlers: ModuleType, settings: Any) -> None:
-    config = handlers.config_from_values(
+    config = config_from_values(
         settings(allowed_layers="1, 2", k_patches=3.0, force_layer=None, k_heads=2.0, alpha="0.5")
     )
     assert config.allowed_layers == (1, 2) and config.force_layer is None
     assert config.k_patches == 3 and isinstance(config.k_patches, int)
     assert config.k_heads == 2 and config.alpha == 0.5
-    assert handlers.config_from_values(settings(k_patches=0.1)).k_patches == 0.1
+    assert config_from_values(settings(k_patches=0.1)).k_patches == 0.1
     for bad, words in (
         ({"alpha": -1}, "alpha"),
         ({"k_heads": 2.5}, "whole number"),
@@ -49,7 +54,7 @@ def test_settings_values_are_coerced(handlers: ModuleType, settings: Any) -> Non
         ({"vat_mode": "x"}, "vat_mode"),
     ):
         with pytest.raises(ValueError, match=words):
-            handlers.config_from_values(settings(**bad))
+            config_from_values(settings(**bad))
 
 
 def test_run_fills_every_panel(run: Any, picture: Image.Image) -> None:
@@ -132,8 +137,8 @@ def test_layer_redraw_never_runs_the_model(
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr(app_models, "explain_on_device", refuse)
-    monkeypatch.setattr(app_models, "load_runner", refuse)
+    monkeypatch.setattr(models, "explain_on_device", refuse)
+    monkeypatch.setattr(models, "load_runner", refuse)
     n_layers = run.session.result.n_layers
     frames = [
         handlers.on_layer(run.session, layer, "method", 0.55, False) for layer in range(n_layers)
@@ -184,7 +189,7 @@ def test_force_layer_refocuses_from_the_captured_attention(
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("the full pipeline ran again")
 
-    monkeypatch.setattr(app_models, "explain", refuse)
+    monkeypatch.setattr(models, "explain", refuse)
     layer = 2 if run.session.result.layer != 2 else 1
     stages: list[tuple[float, str]] = []
     view = handlers.on_force_layer(
@@ -212,7 +217,7 @@ def test_run_progress_names_every_stage(
     )
     assert view.status.startswith("Done"), view.status
     labels = [desc for _, desc in seen if desc.startswith("Stage")]
-    assert labels == [handlers.STAGE_LABELS[stage] for stage in STAGES]
+    assert labels == [STAGE_LABELS[stage] for stage in STAGES]
     fractions = [fraction for fraction, _ in seen]
     assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
 
@@ -220,12 +225,10 @@ def test_run_progress_names_every_stage(
 def test_compare_methods_side_by_side(
     handlers: ModuleType, tiny_model: str, picture: Image.Image, settings: Any
 ) -> None:
-    view = handlers.on_compare(None, picture, "what colour", tiny_model, *settings())
+    view = on_compare(None, picture, "what colour", tiny_model, *settings())
     assert view.status.startswith("Compared")
-    assert list(view.table["method"]) == [
-        handlers.METHOD_NAMES[m] for m in handlers.COMPARE_METHODS
-    ]
-    assert len(view.gallery) == len(handlers.COMPARE_METHODS)
+    assert list(view.table["method"]) == [METHOD_NAMES[m] for m in COMPARE_METHODS]
+    assert len(view.gallery) == len(COMPARE_METHODS)
     assert all(image.ndim == 3 and caption for image, caption in view.gallery)
     assert view.boxes.shape == (picture.height, picture.width, 3)
 
@@ -241,7 +244,7 @@ def test_sessions_are_independent(
         handlers.on_layer(one, 0, "method", 0.5, False)[0].shape
         != handlers.on_layer(two, 0, "method", 0.5, False)[0].shape
     )
-    assert all(type(model).__name__ == "VLM" for model in app_models._MODELS.values())
+    assert all(type(model).__name__ == "VLM" for model in models._MODELS.values())
 
 
 def test_building_the_demo_loads_no_model(
@@ -250,7 +253,7 @@ def test_building_the_demo_loads_no_model(
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("a model was loaded while building the page")
 
-    monkeypatch.setattr(app_models, "load_model", refuse)
+    monkeypatch.setattr(models, "load_model", refuse)
     demo = app_module.build_demo()
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"run", "force_layer", "compare", "export"} <= names
@@ -278,16 +281,16 @@ def test_clvs_panels(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    view = handlers.on_clvs(None, picture, "what colour", tiny_model, *settings())
+    view = on_clvs(None, picture, "what colour", tiny_model, *settings())
     assert view.status.startswith("CLVS done"), view.status
     assert "CLVS answer" in view.answer
     assert view.decay.shape == view.uncertainty.shape == (640, 1024, 3)
     assert view.before.shape == view.after.shape
-    monkeypatch.setattr(app_models, "load_runner", None)  # redraws must not touch the model
-    before, after = handlers.on_clvs_layer(view.session, 0, 0.8)
+    monkeypatch.setattr(models, "load_runner", None)  # redraws must not touch the model
+    before, after = on_clvs_layer(view.session, 0, 0.8)
     assert before.shape == view.before.shape
-    assert all(isinstance(v, dict) for v in handlers.on_clvs_layer(None, 0, 0.5))
-    bad = handlers.on_clvs(None, None, "what", tiny_model, *settings())
+    assert all(isinstance(v, dict) for v in on_clvs_layer(None, 0, 0.5))
+    bad = on_clvs(None, None, "what", tiny_model, *settings())
     assert bad.status.startswith("⚠️")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import app_models
+from ui import models
 
 LOCAL = {"127.0.0.1", "::1", "localhost", "0.0.0.0"}
 
@@ -49,7 +49,7 @@ def test_run_and_serve_stay_on_the_machine(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(app_models, "_MODELS", {})  # load the model again, under the guard
+    monkeypatch.setattr(models, "_MODELS", {})  # load the model again, under the guard
     view = handlers.explain_view(picture, "what colour", tiny_model, settings())
     assert view.status.startswith("Done"), view.status
     demo = app_module.build_demo()

@@ -1,9 +1,9 @@
 """The settings panel of LASER Lens: one control per `LaserConfig` field, and back to a config.
 
 The panel is generated from `LaserConfig` itself (types, defaults, and the comment on each field
-for its meaning and range), so a new field appears in the app without touching it. No gradio here:
-`app.py` turns each `Setting` into a control, the handlers turn the controls' values back into a
-`LaserConfig` with `config_from_values`.
+for its meaning and range), so a new field appears in the app without touching it: `SETTINGS`
+describes the fields, `settings_panel` turns each into a control, and the events turn the
+controls' values back into a `LaserConfig` with `config_from_values`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+import gradio as gr
+
 from laser_core import LaserConfig
+from ui import texts
 
 SettingKind = Literal[
     "bool",
@@ -147,3 +150,37 @@ def number(name: str, value: Any) -> float:
     if not math.isfinite(parsed):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return parsed
+
+
+# --- the panel -----------------------------------------------------------------------------------
+
+
+def _setting_control(setting: Setting) -> gr.components.Component:
+    """One control for a LaserConfig field: label = field name, info = meaning and range."""
+    common: dict[str, Any] = {"label": setting.name, "info": setting.help}
+    if setting.kind == "bool":
+        return gr.Checkbox(value=setting.default, **common)
+    if setting.kind == "choice":
+        return gr.Dropdown(list(setting.choices), value=setting.default, **common)
+    placeholders = {
+        "layers": "blank = all layers; e.g. 8, 9, 10",
+        "optional_int": "blank = None",
+        "optional_float": "blank = None",
+    }
+    if setting.kind in ("text", *placeholders):  # a blank Number would show (but not send) 0
+        placeholder = placeholders.get(setting.kind)
+        return gr.Textbox(value=setting.default or "", placeholder=placeholder, **common)
+    precision = 0 if setting.kind in ("int", "optional_int") else None
+    return gr.Number(value=setting.default, precision=precision, **common)
+
+
+def settings_panel() -> list[gr.components.Component]:
+    controls = []
+    with gr.Accordion("Settings: every LaserConfig field", open=False):
+        gr.Markdown(texts.SETTINGS_HELP)
+        for section in dict.fromkeys(s.section for s in SETTINGS):
+            with gr.Group():
+                gr.Markdown(f"**{section[0].upper()}{section[1:]}**")
+                with gr.Row():
+                    controls += [_setting_control(s) for s in SETTINGS if s.section == section]
+    return controls

@@ -1,113 +1,28 @@
-"""What LASER Lens shows: a run's result turned into panel images, tables and the answer card.
+"""The Explain tab's pictures: a LASER session turned into heat maps, charts, crops and tables.
 
-A run is kept per user in a `Session` (in `gr.State`): the result with display-size copies of its
-images, the original image (which `refocus` crops again) and the overlay geometry, computed once.
-Moving the layer slider redraws from the session. Nothing here runs a model or parses input:
-the functions take sessions and results and return what the page's components show.
+Nothing here runs a model or parses input: the functions take a `Session` (see `ui.session`) and
+return what the tab's components show; `run_view` gathers every output of a run in wiring order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import gradio as gr
 import numpy as np
 import pandas as pd
-import torch
-from PIL import Image
 
-from laser_core import LaserResult, MethodResult, layer_maps, select_layer
-from viz import (
-    CHOSEN_COLOR,
-    STATIC_COLOR,
-    OverlayCanvas,
-    draw_box,
-    draw_cells,
-    fit_for_display,
-    heatmap_panel,
-    vaq_chart,
-    vat_rows,
-)
+from laser_core import layer_maps
+from ui.session import Session
+from viz import draw_box, draw_cells, heatmap_panel, vaq_chart, vat_rows
 
-DISPLAY_SIDE = 1024  # longest side of the images the app shows and keeps per session, px
-EXPLORER_SIDE = 768  # longest side of each heat-map frame in the attention explorer, px
 MAP_PANELS = {  # map name -> (panel title, colour-bar label)
     "raw": ("Raw attention", "attention share"),
     "relative": ("Relative attention", "ratio to generic prompt"),
     "contrastive": ("Contrastive attention", "relu(with q − without q)"),
 }
-METHOD_NAMES = {
-    "vanilla": "Vanilla",
-    "vicrop": "ViCrop",
-    "vcd": "VCD",
-    "laser": "LASER",
-    "laser_no_vat": "LASER without VAT",
-    "laser_static": "LASER, static layer",
-    "clvs": "CLVS",
-}
-COMPARE_METHODS = ("vanilla", "vicrop", "vcd", "laser", "clvs")
-
-
-# --- per-session result ---------------------------------------------------------------------------
-
-
-@dataclass
-class Session:
-    """One user's last run, kept in gr.State: everything the panels redraw from."""
-
-    result: LaserResult  # its images replaced by display-size copies (see `make_session`)
-    source: Image.Image  # the ORIGINAL image: boxes refer to it, and `refocus` crops it again
-    canvas: OverlayCanvas  # overlay geometry of this image and grid, computed once per run
-    vaq_layer: int  # the layer VAQ picks (differs from result.layer when a layer was forced)
-    choice: str  # the model choice that produced the result
-    model_label: str
-    seconds: float  # wall time of the run
-
-    @property
-    def source_size(self) -> tuple[int, int]:
-        """(width, height) of the original image."""
-        return self.source.size
-
-    def full_result(self) -> LaserResult:
-        """The result with the original image back in place, as `refocus` needs it."""
-        return dataclasses.replace(self.result, image=self.source)
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        """a_query, a_free, a_generic, top_heads as torch views (no copy) for `layer_maps`."""
-        r = self.result
-        return tuple(
-            torch.from_numpy(a)
-            for a in (
-                r.attn_query,
-                r.attn_free,
-                r.attn_generic,
-                np.asarray(r.top_heads, dtype=np.int64),
-            )
-        )
-
-
-def make_session(result: LaserResult, choice: str, model_label: str, seconds: float) -> Session:
-    """Keep a run: overlay geometry from the original image, then display-size image copies."""
-    canvas = OverlayCanvas(result.image, result.cell_boxes, max_side=EXPLORER_SIDE)
-    small = {
-        name: Image.fromarray(fit_for_display(getattr(result, name), DISPLAY_SIDE))
-        for name in ("image", "crop_image", "masked_image", "counterfactual_image")
-    }
-    allowed = result.config.get("allowed_layers")
-    vaq_layer = select_layer(torch.from_numpy(result.vaq), allowed)
-    return Session(
-        dataclasses.replace(result, **small),
-        result.image,
-        canvas,
-        vaq_layer,
-        choice,
-        model_label,
-        seconds,
-    )
-
 
 # --- drawing --------------------------------------------------------------------------------------
 
@@ -263,11 +178,11 @@ def counterfactual_images(session: Session) -> tuple[np.ndarray, np.ndarray]:
     return marked, np.asarray(r.counterfactual_image)
 
 
-# --- what a run and a comparison return, in the order app.py wires them --------------------
+# --- what a run returns, in the order the page wires them ---------------------------------
 
 
 class RunView(NamedTuple):
-    """The outputs of a run, in the order app.py wires them."""
+    """The outputs of a run, in the order the page wires them."""
 
     session: Any
     status: Any
@@ -285,13 +200,6 @@ class RunView(NamedTuple):
     vat_note: Any
     vat_table: Any
     files: Any
-
-
-class CompareView(NamedTuple):
-    status: Any
-    boxes: Any
-    gallery: Any
-    table: Any
 
 
 def run_view(session: Session, *, refocused: bool = False) -> RunView:
@@ -334,32 +242,3 @@ def run_status(session: Session, *, refocused: bool = False) -> str:
             "masked: the counterfactual I− equals the crop I+ (VAT = 0)."
         )
     return status
-
-
-def compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float]]) -> CompareView:
-    display = fit_for_display(image, DISPLAY_SIDE)
-    boxes = display
-    colors = {"vicrop": STATIC_COLOR, "laser": CHOSEN_COLOR}
-    gallery, rows = [], []
-    for result, seconds in results:
-        name = METHOD_NAMES.get(result.method, result.method)
-        if result.box is not None and result.method in colors:
-            boxes = draw_box(boxes, result.box, color=colors[result.method], source_size=image.size)
-        seen = fit_for_display(result.input_image, DISPLAY_SIDE)
-        layer = "" if result.layer is None else f" · layer {result.layer}"
-        gallery.append((seen, f"{name}{layer}: {result.answer or '(empty)'}"))
-        rows.append(
-            [
-                name,
-                result.answer,
-                "" if result.layer is None else result.layer,
-                "full image" if result.box is None else ", ".join(map(str, result.box)),
-                f"{seconds:.2f}",
-            ]
-        )
-    table = pd.DataFrame(
-        rows, columns=["method", "answer", "map layer", "crop box (x0, y0, x1, y1)", "seconds"]
-    )
-    return CompareView(
-        f"Compared {len(results)} methods on the same image and question.", boxes, gallery, table
-    )

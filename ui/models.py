@@ -2,7 +2,7 @@
 run them (on a borrowed GPU on Hugging Face ZeroGPU, directly elsewhere).
 
 The cache is the app's only module-level state: one accelerator holds one model, so loading
-another model frees the previous one. Everything per user lives in `gr.State` (see `app_views`).
+another model frees the previous one. Everything per user lives in `gr.State` (see `ui.session`).
 """
 
 from __future__ import annotations

@@ -19,13 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from app_views import (
-    Session,
-    counterfactual_images,
-    crop_images,
-    layer_frames,
-    vaq_image,
-)
+from ui.explorer import counterfactual_images, crop_images, layer_frames, vaq_image
+from ui.session import Session
 from viz import save_png, slide_figure, vat_rows
 from viz.table_image import table_image
 

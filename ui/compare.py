@@ -1,0 +1,132 @@
+"""The Compare tab: every method on the same image and question, crops and answers side by side."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from laser_core import MethodResult
+from ui import models, texts
+from ui.events import (
+    api_signature,
+    friendly,
+    model_label,
+    no_progress,
+    progress_of,
+    read_inputs,
+    warn,
+)
+from ui.session import DISPLAY_SIDE
+from ui.widgets import MODEL_SLOT, PICTURE_BUTTONS, picture
+from viz import CHOSEN_COLOR, STATIC_COLOR, draw_box, fit_for_display
+
+METHOD_NAMES = {
+    "vanilla": "Vanilla",
+    "vicrop": "ViCrop",
+    "vcd": "VCD",
+    "laser": "LASER",
+    "laser_no_vat": "LASER without VAT",
+    "laser_static": "LASER, static layer",
+    "clvs": "CLVS",
+}
+COMPARE_METHODS = ("vanilla", "vicrop", "vcd", "laser", "clvs")
+
+
+class CompareView(NamedTuple):
+    """The outputs of a comparison, in wiring order."""
+
+    status: Any
+    boxes: Any
+    gallery: Any
+    table: Any
+
+
+def compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float]]) -> CompareView:
+    display = fit_for_display(image, DISPLAY_SIDE)
+    boxes = display
+    colors = {"vicrop": STATIC_COLOR, "laser": CHOSEN_COLOR}
+    gallery, rows = [], []
+    for result, seconds in results:
+        name = METHOD_NAMES.get(result.method, result.method)
+        if result.box is not None and result.method in colors:
+            boxes = draw_box(boxes, result.box, color=colors[result.method], source_size=image.size)
+        seen = fit_for_display(result.input_image, DISPLAY_SIDE)
+        layer = "" if result.layer is None else f" · layer {result.layer}"
+        gallery.append((seen, f"{name}{layer}: {result.answer or '(empty)'}"))
+        rows.append(
+            [
+                name,
+                result.answer,
+                "" if result.layer is None else result.layer,
+                "full image" if result.box is None else ", ".join(map(str, result.box)),
+                f"{seconds:.2f}",
+            ]
+        )
+    table = pd.DataFrame(
+        rows, columns=["method", "answer", "map layer", "crop box (x0, y0, x1, y1)", "seconds"]
+    )
+    return CompareView(
+        f"Compared {len(results)} methods on the same image and question.", boxes, gallery, table
+    )
+
+
+def compare_view(
+    image: Any,
+    question: Any,
+    model: Any,
+    settings: Sequence[Any],
+    *,
+    progress: Callable[..., Any] = no_progress,
+) -> CompareView:
+    """Vanilla, ViCrop, VCD and LASER (and CLVS when available) on the same input."""
+    try:
+        pil, text, choice, config = read_inputs(image, question, model, settings)
+        progress(0.0, desc=f"Loading the {model_label(choice)} (first run only)")
+        models.load_runner(choice)
+        results = []
+        for index, method in enumerate(COMPARE_METHODS):
+            progress(index / len(COMPARE_METHODS), desc=f"Running {METHOD_NAMES[method]}")
+            start = time.perf_counter()
+            result = models.method_on_device(choice, pil, text, method, config)
+            results.append((result, time.perf_counter() - start))
+        return compare_outputs(pil, results)
+    except Exception as error:
+        skip = gr.skip()
+        return CompareView(warn(friendly(error)), skip, skip, skip)
+
+
+@api_signature
+def on_compare(progress: Any = gr.Progress(), *values: Any) -> CompareView:  # noqa: B008
+    """Compare event: values = image, question, model, *settings."""
+    image, question, model, *settings = values
+    return compare_view(image, question, model, settings, progress=progress_of(progress))
+
+
+def compare_tab(inputs: list[gr.components.Component]) -> None:
+    """The tab's layout, wired to `on_compare` (inputs: image, question, model, *settings)."""
+    with gr.Tab("Compare methods"):
+        gr.Markdown(texts.COMPARE_HELP)
+        button = gr.Button("Compare methods", variant="primary")
+        status = gr.Markdown()
+        boxes = picture("Crop boxes: ViCrop (blue), LASER (orange)", height=420)
+        gallery = gr.Gallery(
+            buttons=PICTURE_BUTTONS,
+            label="What each method read, and its answer",
+            columns=len(COMPARE_METHODS),
+            height=360,
+            object_fit="contain",
+        )
+        table = gr.Dataframe(label="Answers", interactive=False, elem_id="compare-table")
+    button.click(
+        on_compare,
+        inputs,
+        [status, boxes, gallery, table],
+        preprocess=False,
+        api_name="compare",
+        **MODEL_SLOT,
+    )
