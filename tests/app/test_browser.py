@@ -2,6 +2,8 @@
 
 Headless Debian Chromium (`apt-get install chromium`) through the PyPI playwright package; never
 `playwright install`. Skipped where no browser exists, unless CI is set (then it fails).
+Screenshots go to a temporary folder, or to LASER_SCREENSHOTS when set: `python
+scripts/screenshots.py` sets it to assets/screenshots to refresh the README's pictures on purpose.
 """
 
 from __future__ import annotations
@@ -36,9 +38,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-SCREENSHOTS = ASSETS / "screenshots"
 EXAMPLES = ASSETS / "examples"
 TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: LASER_SCREENSHOTS if set, else a temporary folder."""
+    chosen = os.environ.get("LASER_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +132,7 @@ def _wait_for_new_src(page: Any, elem_id: str, old: str) -> None:
 
 
 def test_upload_ask_run_and_scrub(
-    browser: Any, url: str, showcase: tuple[str | None, Path, str]
+    browser: Any, url: str, showcase: tuple[str | None, Path, str], screenshots: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     hosts: set[str] = set()
@@ -160,9 +170,8 @@ def test_upload_ask_run_and_scrub(
     page.get_by_text("Settings: every LaserConfig field").click()  # closed again
     page.wait_for_timeout(800)
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "app-explain.png"), full_page=True)
-    with Image.open(SCREENSHOTS / "app-explain.png") as shot:
+    page.screenshot(path=str(screenshots / "app-explain.png"), full_page=True)
+    with Image.open(screenshots / "app-explain.png") as shot:
         assert shot.width >= 1600
     assert hosts <= {"127.0.0.1", "localhost"}, f"requests left the machine: {hosts}"
     page.close()
@@ -173,7 +182,7 @@ def test_compare_tab(
     url: str,
     showcase: tuple[str | None, Path, str],
     tmp_path: Path,
-    handlers: ModuleType,
+    screenshots: Path,
 ) -> None:
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(url, wait_until="load")
@@ -192,7 +201,7 @@ def test_compare_tab(
     text = table.inner_text()
     assert all(name in text for name in methods), text
     page.wait_for_timeout(500)
-    page.screenshot(path=str(SCREENSHOTS / "app-compare.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "app-compare.png"), full_page=True)
     page.close()
 
 
@@ -219,7 +228,7 @@ def test_an_example_fills_the_inputs(browser: Any, url: str, app_module: ModuleT
 
 
 def test_clvs_tab(
-    browser: Any, url: str, showcase: tuple[str | None, Path, str], handlers: ModuleType
+    browser: Any, url: str, showcase: tuple[str | None, Path, str], screenshots: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(url, wait_until="load")
@@ -230,5 +239,5 @@ def test_clvs_tab(
     page.get_by_text("CLVS done").wait_for(timeout=TIMEOUT_MS)
     assert "CLVS ANSWER" in page.locator(".laser-answer").nth(1).inner_text().upper()
     page.wait_for_timeout(800)
-    page.screenshot(path=str(SCREENSHOTS / "app-clvs.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "app-clvs.png"), full_page=True)
     page.close()

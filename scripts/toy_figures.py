@@ -1,6 +1,6 @@
 """Figures of the toy benchmark, from its JSON: the paper's Figure 5 and CLVS's Figure 6, in kind.
 
-    python bench/toy_figures.py results/toy/toy_bench.json [--out results/toy]
+    python scripts/toy_figures.py results/toy/toy_bench.json [--out results/toy]
 
 - `fig5_layers.png`: how often VAQ chose each layer l*, per question kind.
 - `fig6_clvs.png`: attention of the first answer token to the ASKED object (the ground-truth box),
