@@ -4,9 +4,8 @@ Every field below is a knob of METHOD.md; the comment says what it means and its
 are made with `dataclasses.replace(cfg, field=value)` and every result stores `asdict(cfg)`, so a
 number can always be traced back to the settings that produced it.
 
-Fields whose default depends on the model family (the static layer, CLVS's lambda, the pixel
-budget floor) are `None` here and resolved by the model's adapter at run time; the resolved value
-is what results record.
+Fields whose default depends on the checkpoint (the static layer, CLVS's gamma) are `None` here
+and resolved by the model's adapter at run time; the resolved value is what results record.
 """
 
 from __future__ import annotations
@@ -66,8 +65,8 @@ class LaserConfig:
     vcd_steps: int = 1000  # length of the diffusion schedule (>= 1)
 
     # --- CLVS (cross-layer vision smoothing) --------------------------------------------------
-    clvs_lambda: float | None = None  # weight of the current attention, in [0, 1]; None = family
-    clvs_gamma: float = 0.8  # memory decay in M <- g M + (1 - g) max_h(a_vis), in [0, 1]
+    clvs_lambda: float = 0.8  # weight of a layer's own attention in Eq. 5, in [0, 1] (every model)
+    clvs_gamma: float | None = None  # memory window (Eq. 7), [0, 1]; None = 0.8 LLaVA-1.5, else 0.7
     clvs_delta: float = 0.5  # stop smoothing once normalised top-k entropy < delta, in [0, 1]
     clvs_check_from: int | None = None  # first layer of the entropy check; None = L // 2 + 1
     clvs_top_logits: int = 10  # logits in the entropy check (>= 2)
@@ -143,13 +142,13 @@ class LaserConfig:
             self.vcd_noise_step,
             f"[0, vcd_steps) = [0, {self.vcd_steps})",
         )
+        _check(0 <= self.clvs_lambda <= 1, "clvs_lambda", self.clvs_lambda, "[0, 1]")
         _check(
-            self.clvs_lambda is None or 0 <= self.clvs_lambda <= 1,
-            "clvs_lambda",
-            self.clvs_lambda,
+            self.clvs_gamma is None or 0 <= self.clvs_gamma <= 1,
+            "clvs_gamma",
+            self.clvs_gamma,
             "None or [0, 1]",
         )
-        _check(0 <= self.clvs_gamma <= 1, "clvs_gamma", self.clvs_gamma, "[0, 1]")
         _check(0 <= self.clvs_delta <= 1, "clvs_delta", self.clvs_delta, "[0, 1]")
         _check(self.clvs_top_logits >= 2, "clvs_top_logits", self.clvs_top_logits, ">= 2")
 

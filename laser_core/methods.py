@@ -93,7 +93,7 @@ def _laser_crop_only(
     prompts = prompt_texts(question, config)
     with timed(timings, "capture"):
         texts = [prompts.query, prompts.free]
-        inputs, geometry = encode_checked(vlm, texts, [image, image], config)
+        inputs, (geometry,) = encode_checked(vlm, texts, [image, image], config)
         a_query, a_free = capture(vlm, inputs)
         a_con = contrastive_attention(a_query, a_free)  # [layer, head, patch]
         layer_scores, top_heads = vaq(a_con, config.k_heads)

@@ -107,7 +107,7 @@ def refocus(
         torch.from_numpy(result.attn_query),
         torch.from_numpy(result.attn_free),
         torch.from_numpy(result.attn_generic),
-        ImageGeometry(result.image.size, result.grid, result.cell_boxes),
+        ImageGeometry(result.image.size, result.grid, result.cell_boxes, result.grid_region),
         result.baseline_answer,
         tuple(result.extras.get("baseline_steps", ())),
     )
@@ -120,7 +120,7 @@ def refocus(
 def capture_all(vlm: VLM, image: Image.Image, question: str, config: LaserConfig) -> Captured:
     """Stage 0: the three captures (and the vanilla answer, from the with-question prefill)."""
     prompts = prompt_texts(question, config)
-    query_inputs, geometry = encode_checked(vlm, [prompts.query], [image], config)
+    query_inputs, (geometry,) = encode_checked(vlm, [prompts.query], [image], config)
     baseline, a_query = decode_capturing(vlm, query_inputs, config)
     free_generic = vlm.adapter.encode([prompts.free, prompts.generic], [image, image], config)
     a_free, a_generic = capture_rows(vlm, free_generic)
@@ -211,6 +211,7 @@ def _enhance(
         contrastive_maps=maps["contrastive"].numpy(),
         grid=geometry.grid,
         cell_boxes=geometry.cell_boxes,
+        grid_region=geometry.covered,
         crop_box=box,
         masked_cells=cells,
         vat_applied=vat_applied,

@@ -65,6 +65,7 @@ class LaserResult:
     contrastive_maps: np.ndarray  # [L, rows, cols]
     grid: tuple[int, int]
     cell_boxes: np.ndarray  # [rows, cols, 4] x0 y0 x1 y1 in original pixels
+    grid_region: tuple[float, float, float, float]  # what the whole grid spans (LLaVA: padded)
     crop_box: Box
     masked_cells: np.ndarray  # [n, 2] int (row, col)
     vat_applied: bool
@@ -101,6 +102,7 @@ class LaserResult:
             "relative_maps": self.relative_maps.tolist(),
             "contrastive_maps": self.contrastive_maps.tolist(),
             "cell_boxes": self.cell_boxes.tolist(),
+            "grid_region": list(self.grid_region),
             "masked_cells": self.masked_cells.tolist(),
             "steps": [asdict(step) for step in self.steps],
             "timings": dict(self.timings),

@@ -7,7 +7,7 @@ Each function does one step for any supported model; the method modules (`pipeli
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +19,7 @@ from torch import Tensor
 from transformers import BatchFeature
 
 from laser_core.adapters import ImageGeometry
+from laser_core.adapters.base import ImageRow
 from laser_core.capture import AttentionRecorder, attach
 from laser_core.config import LaserConfig
 from laser_core.crop import Box, crop_box
@@ -45,12 +46,12 @@ def prompt_texts(question: str, config: LaserConfig) -> Prompts:
 
 
 def resolve_config(vlm: VLM, config: LaserConfig) -> LaserConfig:
-    """Fill family defaults (static layer, CLVS lambda); check layer indices against the model."""
+    """Fill per-checkpoint defaults (static layer, CLVS gamma); check layer indices."""
     adapter = vlm.adapter
     resolved = replace(
         config,
         static_layer=adapter.static_layer() if config.static_layer is None else config.static_layer,
-        clvs_lambda=adapter.clvs_lambda() if config.clvs_lambda is None else config.clvs_lambda,
+        clvs_gamma=adapter.clvs_gamma() if config.clvs_gamma is None else config.clvs_gamma,
     )
     last = adapter.n_layers - 1
     for name in ("static_layer", "force_layer"):
@@ -76,9 +77,14 @@ def prepare(
 
 
 def encode_checked(
-    vlm: VLM, texts: list[str], images: list[Image.Image], config: LaserConfig
-) -> tuple[BatchFeature, ImageGeometry]:
-    """Encode, refuse prompts that do not fit the context, and check the visual-token count."""
+    vlm: VLM, texts: Sequence[str], images: Sequence[ImageRow], config: LaserConfig
+) -> tuple[BatchFeature, tuple[ImageGeometry, ...]]:
+    """Encode, refuse prompts that do not fit the context, and check the visual-token count.
+
+    Returns:
+        The inputs and the geometry of each image of the FIRST row (one, or several for a
+        multi-image turn); every row must hold as many image tokens as that one.
+    """
     inputs = vlm.adapter.encode(texts, images, config)
     length = int(inputs["input_ids"].shape[1])
     budget = vlm.adapter.context_length - config.max_new_tokens
@@ -87,9 +93,12 @@ def encode_checked(
             f"the prompt is {length} tokens (image included) but this model reads at most "
             f"{budget} before its {config.max_new_tokens}-token answer: shorten the question"
         )
-    geometry = vlm.adapter.geometry(images[0], inputs)
-    vlm.adapter.check_visual_tokens(inputs, geometry)
-    return inputs, geometry
+    first = [images[0]] if isinstance(images[0], Image.Image) else list(images[0])
+    geometries = tuple(
+        vlm.adapter.geometry(image, inputs, index) for index, image in enumerate(first)
+    )
+    vlm.adapter.check_visual_tokens(inputs, geometries)
+    return inputs, geometries
 
 
 def capture(vlm: VLM, inputs: BatchFeature) -> Tensor:

@@ -57,22 +57,34 @@ def compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float]
             boxes = draw_box(boxes, result.box, color=colors[result.method], source_size=image.size)
         seen = fit_for_display(result.input_image, DISPLAY_SIDE)
         layer = "" if result.layer is None else f" · layer {result.layer}"
-        gallery.append((seen, f"{name}{layer}: {result.answer or '(empty)'}"))
+        reads = " (with the full image)" if result.method == "vicrop" else ""
+        gallery.append((seen, f"{name}{layer}{reads}: {result.answer or '(empty)'}"))
         rows.append(
             [
                 name,
                 result.answer,
                 "" if result.layer is None else result.layer,
                 "full image" if result.box is None else ", ".join(map(str, result.box)),
+                _how(result),
                 f"{seconds:.2f}",
             ]
         )
-    table = pd.DataFrame(
-        rows, columns=["method", "answer", "map layer", "crop box (x0, y0, x1, y1)", "seconds"]
-    )
+    columns = ["method", "answer", "map layer", "crop box (x0, y0, x1, y1)", "how", "seconds"]
+    table = pd.DataFrame(rows, columns=columns)
     return CompareView(
         f"Compared {len(results)} methods on the same image and question.", boxes, gallery, table
     )
+
+
+def _how(result: MethodResult) -> str:
+    """What the table says about how a method read the image."""
+    if result.method == "vicrop":
+        info = result.extras["vicrop"]
+        return f"image + crop; window ratio {info['ratio']:g}, sharpness {info['sharpness']:.3g}"
+    return {
+        "vcd": "the full image, against its noised copy",
+        "clvs": "the full image, attention smoothed across layers",
+    }.get(result.method, "the full image" if result.box is None else "the crop")
 
 
 def compare_view(

@@ -5,15 +5,17 @@ and where each visual token sits in the ORIGINAL image. The method code never br
 names: it asks the adapter.
 
     family adapter
-      .encode(texts, images)    -> BatchFeature, left-padded, one row per (text, image)
+      .encode(texts, images)    -> BatchFeature, left-padded, one row per text with its image(s)
       .visual_mask(inputs)      -> [batch, seq] bool: image-token positions
-      .geometry(image, inputs)  -> ImageGeometry: grid (rows, cols) + each cell's pixel box
+      .geometry(image, inputs, index)  -> ImageGeometry of the index-th image of the batch
       .attention_modules()      -> the decoder's self-attention modules (for hooks)
+      .static_layer(), .clvs_gamma(), .vicrop_base_side   METHOD.md's per-checkpoint defaults
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,11 +37,45 @@ class ImageGeometry:
         grid: (rows, cols) of visual tokens; token k is cell (k // cols, k % cols).
         cell_boxes: [rows, cols, 4] float, each cell's footprint (x0, y0, x1, y1) in original
             pixels, clipped to the image (cells that only cover padding have zero area).
+        covered: (x0, y0, x1, y1) the region of original-pixel space the whole grid spans,
+            unclipped: LLaVA's padded square (it extends past the image), else the image.
     """
 
     image_size: tuple[int, int]
     grid: tuple[int, int]
     cell_boxes: np.ndarray
+    covered: tuple[float, float, float, float]
+
+    @property
+    def cell_size(self) -> tuple[float, float]:
+        """(width, height) of one grid cell in original pixels, before clipping."""
+        rows, cols = self.grid
+        x0, y0, x1, y1 = self.covered
+        return (x1 - x0) / cols, (y1 - y0) / rows
+
+
+ImageRow = Image.Image | Sequence[Image.Image]  # the image(s) of one prompt, in order
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published checkpoint whose defaults METHOD.md fixes (other models get generic ones)."""
+
+    name: str
+    static_layer: int  # ViCrop's and laser_static's layer
+    clvs_gamma: float  # CLVS's soft memory window (Eq. 7)
+
+
+# METHOD.md's per-checkpoint settings, keyed by what identifies the checkpoint: the model type and
+# the decoder depth (`Qwen2-VL-2B` and `-7B` both have 28 layers and share LASER's setting).
+PUBLISHED: dict[tuple[str, int], Published] = {
+    ("llava", 32): Published("LLaVA-1.5-7B", 14, 0.8),
+    ("llava", 40): Published("LLaVA-1.5-13B", 14, 0.8),
+    ("qwen2_vl", 28): Published("Qwen2-VL-2B / 7B", 14, 0.7),
+    ("qwen2_5_vl", 28): Published("Qwen2.5-VL-7B", 14, 0.7),
+    ("qwen2_5_vl", 36): Published("Qwen2.5-VL-3B", 22, 0.7),
+}
+CLVS_GAMMA = 0.7  # every model but LLaVA-1.5 (the paper's implementation details, Appendix B.3)
 
 
 def grid_cell_boxes(
@@ -67,8 +103,6 @@ class VLMAdapter(ABC):
     """Base class of the per-family adapters."""
 
     model_types: ClassVar[tuple[str, ...]]  # HF config.model_type values served
-    reference_static_layer: ClassVar[int]  # METHOD.md's static layer for the family's checkpoints
-    reference_clvs_lambda: ClassVar[float]  # METHOD.md's CLVS lambda for those checkpoints
 
     def __init__(self, model: PreTrainedModel, processor: Any) -> None:
         self.model = model
@@ -107,22 +141,24 @@ class VLMAdapter(ABC):
     def attention_modules(self) -> list[nn.Module]:
         return [layer.get_submodule("self_attn") for layer in self.decoder_layers()]
 
-    def is_reference_checkpoint(self) -> bool:
-        """True for the published checkpoints METHOD.md's family defaults were set for.
-
-        Those are deep (>= 28 layers); small models (the embedded one, test models) use the
-        generic defaults instead.
-        """
-        return self.n_layers >= 28
+    def published(self) -> Published | None:
+        """The published checkpoint this model has the shape of, if any (see `PUBLISHED`)."""
+        return PUBLISHED.get((str(self.model.config.model_type), self.n_layers))
 
     def static_layer(self) -> int:
-        """ViCrop's fixed layer: the family's published value, else L // 2."""
-        if self.is_reference_checkpoint():
-            return self.reference_static_layer
-        return self.n_layers // 2
+        """ViCrop's fixed layer: the published checkpoint's value, else L // 2."""
+        published = self.published()
+        return published.static_layer if published else self.n_layers // 2
 
-    def clvs_lambda(self) -> float:
-        return self.reference_clvs_lambda if self.is_reference_checkpoint() else 0.7
+    def clvs_gamma(self) -> float:
+        """CLVS's memory window: 0.8 for LLaVA-1.5, 0.7 for every other model."""
+        published = self.published()
+        return published.clvs_gamma if published else CLVS_GAMMA
+
+    @property
+    @abstractmethod
+    def vicrop_base_side(self) -> int:
+        """ViCrop's base crop side b in pixels: the model's native input side."""
 
     # --- input ---------------------------------------------------------------------------------
     @property
@@ -149,25 +185,32 @@ class VLMAdapter(ABC):
         return {}
 
     def encode(
-        self, texts: list[str], images: list[Image.Image], config: LaserConfig
+        self, texts: Sequence[str], images: Sequence[ImageRow], config: LaserConfig
     ) -> BatchFeature:
-        """One chat-formatted, left-padded row per (user text, image) pair."""
+        """One chat-formatted, left-padded row per text, with its image or images (in order).
+
+        A row with several images is one user turn: the image tokens of each, then the text once
+        (ViCrop's original + crop). The batch's images are numbered in row order for `geometry`.
+        """
         if len(texts) != len(images):
-            raise ValueError(f"{len(texts)} texts but {len(images)} images")
-        prompts = [self.prompt(text) for text in texts]
+            raise ValueError(f"{len(texts)} texts but {len(images)} image rows")
+        rows = [[row] if isinstance(row, Image.Image) else list(row) for row in images]
+        prompts = [
+            self.prompt(text, n_images=len(row)) for text, row in zip(texts, rows, strict=True)
+        ]
         return self.processor(
             text=prompts,
-            images=[self.model_image(image) for image in images],
+            images=[self.model_image(image) for row in rows for image in row],
             padding=True,
             return_tensors="pt",
             **self.images_kwargs(config),
         )
 
-    def prompt(self, text: str) -> str:
-        """The model's own chat template with one user turn (image + text) and the reply cue."""
-        messages = [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
-        ]
+    def prompt(self, text: str, *, n_images: int = 1) -> str:
+        """The model's own chat template: one user turn (the images, then the text), reply cue."""
+        content: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
+        content.append({"type": "text", "text": text})
+        messages = [{"role": "user", "content": content}]
         return self.processor.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
@@ -177,13 +220,14 @@ class VLMAdapter(ABC):
         return inputs["input_ids"] == self.image_token_id
 
     @abstractmethod
-    def geometry(self, image: Image.Image, inputs: BatchFeature) -> ImageGeometry:
-        """Grid and cell boxes of `image` as encoded in row 0 of `inputs`."""
+    def geometry(self, image: Image.Image, inputs: BatchFeature, index: int = 0) -> ImageGeometry:
+        """Grid and cell boxes of `image`, the `index`-th image of `inputs` (in row order)."""
 
-    def check_visual_tokens(self, inputs: BatchFeature, geometry: ImageGeometry) -> None:
-        rows, cols = geometry.grid
+    def check_visual_tokens(
+        self, inputs: BatchFeature, geometries: Sequence[ImageGeometry]
+    ) -> None:
+        """Every row holds as many image tokens as the grids of `geometries` (one row's images)."""
+        expected = sum(g.grid[0] * g.grid[1] for g in geometries)
         counts = self.visual_mask(inputs).sum(dim=1)
-        if not torch.all(counts == rows * cols):
-            raise RuntimeError(
-                f"expected {rows * cols} image tokens per row, found {counts.tolist()}"
-            )
+        if not torch.all(counts == expected):
+            raise RuntimeError(f"expected {expected} image tokens per row, found {counts.tolist()}")

@@ -34,8 +34,6 @@ def pad_to_square(image: Image.Image, color: tuple[int, int, int]) -> Image.Imag
 
 class LlavaAdapter(VLMAdapter):
     model_types = ("llava",)
-    reference_static_layer = 14
-    reference_clvs_lambda = 0.8
 
     @property
     def patch_size(self) -> int:
@@ -45,13 +43,18 @@ class LlavaAdapter(VLMAdapter):
     def input_side(self) -> int:
         return int(self.model.config.vision_config.image_size)
 
+    @property
+    def vicrop_base_side(self) -> int:
+        return self.input_side  # 336 for LLaVA-1.5
+
     def model_image(self, image: Image.Image) -> Image.Image:
         return pad_to_square(image, self.mean_color)
 
-    def geometry(self, image: Image.Image, inputs: BatchFeature) -> ImageGeometry:
-        width, height = image.size
+    def geometry(self, image: Image.Image, inputs: BatchFeature, index: int = 0) -> ImageGeometry:
+        width, height = image.size  # every image gets the same fixed grid: `index` is not needed
         side = max(width, height)
         left, top = (side - width) // 2, (side - height) // 2
         n = self.input_side // self.patch_size
         covered = (-left, -top, side - left, side - top)  # the padded square, in image pixels
-        return ImageGeometry((width, height), (n, n), grid_cell_boxes((n, n), covered, image.size))
+        boxes = grid_cell_boxes((n, n), covered, image.size)
+        return ImageGeometry((width, height), (n, n), boxes, covered)

@@ -26,8 +26,7 @@ from laser_core.config import LaserConfig
 
 class Qwen2VLAdapter(VLMAdapter):
     model_types = ("qwen2_vl", "qwen2_5_vl")
-    reference_static_layer = 22
-    reference_clvs_lambda = 0.7
+    vicrop_base_side = 336  # any resolution has no native side: the ViCrop authors' default
 
     @property
     def merge_size(self) -> int:
@@ -46,10 +45,11 @@ class Qwen2VLAdapter(VLMAdapter):
             }
         }
 
-    def geometry(self, image: Image.Image, inputs: BatchFeature) -> ImageGeometry:
-        _, h_patches, w_patches = (int(v) for v in inputs["image_grid_thw"][0])
+    def geometry(self, image: Image.Image, inputs: BatchFeature, index: int = 0) -> ImageGeometry:
+        _, h_patches, w_patches = (int(v) for v in inputs["image_grid_thw"][index])
         grid = (h_patches // self.merge_size, w_patches // self.merge_size)
         width, height = image.size
+        covered = (0.0, 0.0, float(width), float(height))  # resized, never padded or cropped
         return ImageGeometry(
-            (width, height), grid, grid_cell_boxes(grid, (0, 0, width, height), image.size)
+            (width, height), grid, grid_cell_boxes(grid, covered, image.size), covered
         )

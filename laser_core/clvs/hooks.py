@@ -55,9 +55,9 @@ class ClvsSettings:
 
 
 def clvs_settings(config: LaserConfig, n_layers: int) -> ClvsSettings:
-    """Settings from a config whose `clvs_lambda` was resolved (`stages.resolve_config`)."""
-    if config.clvs_lambda is None:
-        raise ValueError("clvs_lambda is unresolved: pass the config through resolve_config")
+    """Settings from a config whose `clvs_gamma` was resolved (`stages.resolve_config`)."""
+    if config.clvs_gamma is None:
+        raise ValueError("clvs_gamma is unresolved: pass the config through resolve_config")
     check_from = n_layers // 2 + 1 if config.clvs_check_from is None else config.clvs_check_from
     return ClvsSettings(
         config.clvs_lambda,
@@ -97,14 +97,13 @@ class ClvsSmoother:
         n_layers: int,
         *,
         rotary: nn.Module,
-        final_norm: nn.Module,
         lm_head: nn.Module,
     ) -> None:
         """visual: [seq] bool, image-token positions of the prompt."""
         self.settings = settings
         self.visual = visual.cpu()
         self.n_layers = n_layers
-        self.rotary, self.final_norm, self.lm_head = rotary, final_norm, lm_head
+        self.rotary, self.lm_head = rotary, lm_head
         self.steps: list[_Step] = []
         self._positions: Tensor | None = None  # the prompt's position ids, as the model has them
         self._key_rotation: tuple[Tensor, Tensor] | None = None  # cos, sin of the key shift
@@ -162,7 +161,9 @@ class ClvsSmoother:
         if layer < settings.check_from or (settings.early_stop and not self._active):
             return
         hidden = output[0] if isinstance(output, tuple) else output  # [batch, query, hidden]
-        logits = self.lm_head(self.final_norm(hidden[:, -1:, :]))[0, -1]  # [vocab]
+        # The unembedding matrix on the raw hidden state, WITHOUT the final norm: the paper's
+        # "multiply the representation by the unembedding matrix", as the authors' code does.
+        logits = self.lm_head(hidden[:, -1:, :])[0, -1]  # [vocab]
         uncertainty = float(normalised_topk_entropy(logits, settings.top_logits))
         step = self.steps[-1]
         step.uncertainty[layer] = uncertainty
@@ -312,6 +313,5 @@ def make_smoother(vlm: VLM, visual: Tensor, config: LaserConfig) -> ClvsSmoother
         visual,
         adapter.n_layers,
         rotary=cast(nn.Module, language_model.rotary_emb),
-        final_norm=cast(nn.Module, language_model.norm),
         lm_head=vlm.model.get_output_embeddings(),
     )

@@ -38,7 +38,7 @@ def run_clvs(
     image, question, config = prepare(vlm, image, question, config)
     adapter = vlm.adapter
     with timed(timings, "decode"):
-        inputs, geometry = encode_checked(
+        inputs, (geometry,) = encode_checked(
             vlm, [prompt_texts(question, config).query], [image], config
         )
         smoother = make_smoother(vlm, adapter.visual_mask(inputs)[0], config)

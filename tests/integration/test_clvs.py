@@ -14,7 +14,7 @@ from torch import nn
 from laser_core import VLM, run_method
 from laser_core.capture import AttentionRecorder, attach
 from laser_core.clvs import clvs_hooks, make_smoother, run_clvs
-from laser_core.clvs.kernels import first_stop_layer
+from laser_core.clvs.kernels import first_stop_layer, normalised_topk_entropy
 from laser_core.clvs.result import cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.stages import capture as _capture
@@ -69,8 +69,8 @@ def test_identity_settings_keep_every_logit(vlm: VLM, photo: Image.Image) -> Non
 def test_smoothing_follows_the_formulas(vlm: VLM, photo: Image.Image) -> None:
     config = replace(BASE, clvs_early_stop=False)
     result = run_clvs(vlm, photo, QUESTION, config, head_steps=3)
-    lam, gamma = 0.7, config.clvs_gamma  # tiny models use the generic lambda
-    assert result.config["clvs_lambda"] == lam
+    lam, gamma = 0.8, 0.7  # one lambda for every model; tiny models are not LLaVA-1.5
+    assert (result.config["clvs_lambda"], result.config["clvs_gamma"]) == (lam, gamma)
     before, after = result.head_attention_before, result.head_attention_after  # [T, L, H, P]
     for step in range(before.shape[0]):
         memory = result.memory[step]  # [L, P]
@@ -85,6 +85,22 @@ def test_smoothing_follows_the_formulas(vlm: VLM, photo: Image.Image) -> None:
                 expected = gamma * memory[layer] + (1 - gamma) * before[step, layer].max(0)
                 np.testing.assert_allclose(memory[layer + 1], expected, atol=1e-7)
     np.testing.assert_allclose(result.attention_after[: before.shape[0]], after.mean(2), atol=1e-7)
+
+
+def test_the_stop_check_unembeds_the_raw_hidden_state(vlm: VLM, photo: Image.Image) -> None:
+    """Eq. 8 on the layer's own output times the unembedding matrix, WITHOUT the final norm."""
+    config = replace(IDENTITY, clvs_early_stop=False)  # smoothing is the identity here
+    result = run_clvs(vlm, photo, QUESTION, config, baseline=False)
+    inputs = _prompt_inputs(vlm, photo, resolve_config(vlm, config))
+    lm_head, norm = vlm.model.get_output_embeddings(), vlm.adapter.language_model().norm
+    layer = 1  # checked, and not the last layer (whose hidden_states entry is already normed)
+    with torch.inference_mode():
+        hidden = vlm.model(**inputs, use_cache=False, output_hidden_states=True).hidden_states
+        raw = hidden[layer + 1][0, -1]  # hidden_states[0] is the embedding output
+        plain = float(normalised_topk_entropy(lm_head(raw), config.clvs_top_logits))
+        normed = float(normalised_topk_entropy(lm_head(norm(raw)), config.clvs_top_logits))
+    assert result.uncertainty[0, layer] == pytest.approx(plain, abs=1e-5)
+    assert abs(plain - normed) > 1e-4  # the test can tell the two apart
 
 
 def test_stop_layer_agrees_with_the_uncertainties(vlm: VLM, photo: Image.Image) -> None:
@@ -203,7 +219,7 @@ def test_result_is_complete_and_json_ready(vlm: VLM, photo: Image.Image) -> None
         result.attention_before[0, 0], result.baseline_attention[0], atol=1e-7
     )
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    assert data["answer"] == result.answer and data["config"]["clvs_lambda"] == 0.7
+    assert data["answer"] == result.answer and data["config"]["clvs_gamma"] == 0.7
     assert len(data["stop_layers"]) == n_steps and len(data["attention_before"]) == n_steps
     whole = result.image_attention()
     assert whole["before"].shape == whole["after"].shape == (n_layers,)

@@ -24,7 +24,7 @@ def test_defaults_are_those_of_the_method() -> None:
     )
     assert cfg.prompt_suffix == " Answer the question using a single word or phrase."
     assert (cfg.vcd_alpha, cfg.vcd_beta, cfg.vcd_noise_step) == (1.0, 0.1, 500)
-    assert (cfg.clvs_gamma, cfg.clvs_delta) == (0.8, 0.5)
+    assert (cfg.clvs_lambda, cfg.clvs_gamma, cfg.clvs_delta) == (0.8, None, 0.5)  # gamma: family
 
 
 @pytest.mark.parametrize(
