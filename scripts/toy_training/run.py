@@ -1,0 +1,119 @@
+"""The whole run, resumable: build, phase 1 (``vision``), phase 2 (``llava``), then export.
+
+Seeded: torch's global RNG is seeded once before the model is built, and every batch is a
+function of its step (`data`), so the same arguments give the same weights. Checkpoints
+``vision.pt`` and ``llava.pt`` in the run folder are picked up again by the next invocation:
+a finished phase is skipped, an interrupted one continues from its last checkpoint, and the
+result equals that of an uninterrupted run with the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+from .data import Pixels, Prompts, check_fast_path
+from .evaluate import evaluate, write_examples
+from .model import build_model, build_processor
+from .tune import init_projector, train_llava
+from .vision import train_vision
+
+
+def run_training(args: argparse.Namespace) -> None:
+    """Train (or, with ``args.export_only``, just reload), then save, evaluate and summarise.
+
+    Args:
+        args: The flags of ``scripts/train_embedded.py`` (see its ``--help``).
+    """
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    processor = build_processor()
+    model = build_model(
+        processor,
+        hidden=args.hidden,
+        layers=args.layers,
+        vision_hidden=args.vision_hidden,
+        vision_layers=args.vision_layers,
+    )
+    pixels, prompts = Pixels(processor), Prompts(processor)
+    check_fast_path(processor, pixels, prompts)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {n_params / 1e6:.2f}M parameters; vocab {len(processor.tokenizer)}", flush=True)
+
+    if args.export_only:
+        state = torch.load(run_dir / "llava.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        print(f"exporting the LLaVA checkpoint of step {state['step']}", flush=True)
+    else:
+        _train_phases(model, processor, pixels, prompts, args, run_dir)
+    result = _export(model, processor, args)
+    elapsed = time.time() - t_start
+    summary = {
+        "args": vars(args),
+        "eval": result,
+        "params": n_params,
+        "wall_s_this_invocation": elapsed,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"saved to {Path(args.out)}; this invocation took {elapsed / 60:.1f} min", flush=True)
+
+
+def _train_phases(
+    model: LlavaForConditionalGeneration,
+    processor: LlavaProcessor,
+    pixels: Pixels,
+    prompts: Prompts,
+    args: argparse.Namespace,
+    run_dir: Path,
+) -> None:
+    """Phase 1, then phase 2; a fresh phase 2 starts from phase 1's tower (and heads)."""
+    train_vision(
+        model,
+        pixels,
+        run_dir / "vision.pt",
+        steps=args.vision_steps,
+        batch=args.vision_batch,
+        lr=args.vision_lr,
+        log_every=args.log_every,
+        ckpt_every=args.ckpt_every,
+    )
+    if not (run_dir / "llava.pt").exists():  # fresh LLaVA phase: take the trained tower
+        state = torch.load(run_dir / "vision.pt", weights_only=False)
+        model.model.vision_tower.load_state_dict(state["tower"])
+        if args.projector_init == "heads":
+            init_projector(model, state["heads"], processor.tokenizer, gain=args.init_gain)
+    train_llava(
+        model,
+        pixels,
+        prompts,
+        run_dir / "llava.pt",
+        steps=args.llava_steps,
+        batch=args.batch,
+        lr=args.lr,
+        tower_lr_scale=args.tower_lr_scale,
+        full_kinds=tuple(args.full_kinds.split(",")),
+        crop_kinds=tuple(args.crop_kinds.split(",")),
+        log_every=args.log_every,
+        ckpt_every=args.ckpt_every,
+        eval_every=args.eval_every,
+    )
+
+
+def _export(
+    model: LlavaForConditionalGeneration, processor: LlavaProcessor, args: argparse.Namespace
+) -> dict:
+    """Save model + processor to ``args.out``, evaluate, write the example scenes."""
+    model.eval()
+    model.save_pretrained(Path(args.out))
+    processor.save_pretrained(Path(args.out))
+    result = evaluate(model, processor, n_scenes=args.eval_scenes)
+    write_examples(model, processor, Path(args.examples))
+    return result

@@ -1,0 +1,118 @@
+"""Smoke test of `scripts/train_embedded.py`: a few seeded steps of each phase, into tmp_path.
+
+A shrunken model (2 + 1 layers, hidden 32) keeps training to well under a second a run. Checked:
+the saved folder loads and explains, the same arguments give the same weights, and a run
+interrupted during phase 1, after it, or after a LLaVA-phase checkpoint resumes to exactly those
+weights. Only the reference run writes example scenes (the slow part: ~150 greedy answers).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from laser_core import explain, load_model
+from laser_core.toy import scenes as W
+from scripts import train_embedded
+from scripts.toy_training import run, tune, vision
+
+TINY = [
+    "--vision-steps", "3", "--llava-steps", "3", "--vision-batch", "4", "--batch", "4",
+    "--hidden", "32", "--layers", "2", "--vision-hidden", "32", "--vision-layers", "1",
+    "--log-every", "1", "--ckpt-every", "2", "--eval-scenes", "1", "--threads", "2",
+]  # fmt: skip
+
+
+class Interrupted(Exception):
+    """Stands in for a killed process."""
+
+
+def _train(folder: Path, *extra: str) -> Path:
+    """Run the script's `main` with every output under ``folder``; returns the model folder."""
+    argv = [*TINY, *extra, "--run-dir", str(folder / "run"), "--out", str(folder / "model")]
+    with torch.random.fork_rng(devices=[]):  # main seeds torch's global RNG; leave ours alone
+        train_embedded.main([*argv, "--examples", str(folder / "examples")])
+    return folder / "model"
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(model_dir / "model.safetensors")
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    differ = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not differ, f"{len(differ)} tensors differ, e.g. {differ[:3]}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Model folder of one uninterrupted tiny run."""
+    return _train(tmp_path_factory.mktemp("train_reference"))
+
+
+def test_saved_model_loads_and_explains(reference: Path) -> None:
+    summary = json.loads((reference.parent / "run" / "summary.json").read_text())
+    assert summary["args"]["llava_steps"] == 3 and summary["params"] < 200_000
+    assert (reference.parent / "examples" / "examples.json").exists()
+    vlm = load_model(reference, device="cpu")
+    scene = W.make_scene(W.HELD_OUT_START)
+    result = explain(vlm, scene.image, "What color is the circle?")
+    assert isinstance(result.answer, str)
+    assert result.grid == (8, 8)
+    assert result.attn_query.shape == (2, 4, 64)  # [layer, head, patch]
+
+
+@pytest.fixture
+def no_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the example scenes, written after the weights are saved (they cannot change them)."""
+    monkeypatch.setattr(run, "write_examples", lambda *args, **kwargs: None)
+
+
+@pytest.mark.usefixtures("no_examples")
+def test_same_arguments_give_the_same_weights(reference: Path, tmp_path: Path) -> None:
+    _assert_same_weights(reference, _train(tmp_path / "again"))
+    longer = _weights(_train(tmp_path / "longer", "--llava-steps", "4"))
+    assert not all(torch.equal(t, longer[k]) for k, t in _weights(reference).items())
+
+
+@pytest.mark.parametrize(
+    ("module", "batch_fn", "stop", "checkpoints"),
+    [
+        (vision, "vision_batch", 2, {"vision.pt": 2}),  # during phase 1, after its checkpoint
+        (tune, "llava_batch", 0, {"vision.pt": 3}),  # after phase 1, before any LLaVA step
+        (tune, "llava_batch", 2, {"vision.pt": 3, "llava.pt": 2}),  # after a LLaVA checkpoint
+    ],
+    ids=["mid-vision", "after-vision", "mid-llava"],
+)
+@pytest.mark.usefixtures("no_examples")
+def test_resumed_run_equals_uninterrupted(
+    reference: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: object,
+    batch_fn: str,
+    stop: int,
+    checkpoints: dict[str, int],
+) -> None:
+    make_batch = getattr(module, batch_fn)
+
+    def interrupt_at_stop(step: int, *args: object, **kwargs: object) -> object:
+        if step == stop:
+            raise Interrupted
+        return make_batch(step, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, batch_fn, interrupt_at_stop)
+        with pytest.raises(Interrupted):
+            _train(tmp_path)
+    run_dir = tmp_path / "run"
+    saved = {p.name: torch.load(p, weights_only=False)["step"] for p in run_dir.glob("*.pt")}
+    assert saved == checkpoints
+    assert not (tmp_path / "model").exists()
+    _assert_same_weights(reference, _train(tmp_path))
