@@ -21,7 +21,7 @@ from laser_core.maps import (
     relative_attention,
 )
 from laser_core.mask import mask_cells, top_cells
-from laser_core.methods import METHODS, run_method
+from laser_core.methods import METHODS, run_method, run_methods
 from laser_core.pipeline import STAGES, explain, refocus
 from laser_core.result import LaserResult, MethodResult
 
@@ -52,6 +52,7 @@ __all__ = [
     "refocus",
     "run_clvs",
     "run_method",
+    "run_methods",
     "select_layer",
     "top_cells",
     "vaq",

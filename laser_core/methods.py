@@ -11,7 +11,7 @@ clvs          cross-layer vision smoothing during decoding (`clvs.run_clvs`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
 from laser_core.baselines import run_vcd, run_vicrop
@@ -53,6 +53,40 @@ def run_method(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return _RUNNERS[method](vlm, image, question, config)
+
+
+def run_methods(
+    vlm: VLM,
+    image: ImageInput,
+    question: str,
+    methods: Sequence[Method | str],
+    config: LaserConfig | None = None,
+    *,
+    on_method: Callable[[str], None] | None = None,
+) -> dict[str, MethodResult]:
+    """Several methods on the same image and question, each result as `run_method` gives it.
+
+    The one entry point for callers that compare methods (the app's Compare tab, the
+    benchmarks): it is where passes that methods share are shared.
+
+    Args:
+        methods: Names from `METHODS`, each at most once; results keep this order.
+        on_method: Called with each method's name as it starts (e.g. for progress).
+
+    Raises:
+        ValueError: an unknown or repeated method, or bad input (see `explain`).
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or len(set(methods)) != len(methods):
+        raise ValueError(
+            f"methods must be distinct names from {', '.join(METHODS)}, got {list(methods)}"
+        )
+    results: dict[str, MethodResult] = {}
+    for method in methods:
+        if on_method is not None:
+            on_method(method)
+        results[method] = _RUNNERS[method](vlm, image, question, config)
+    return results
 
 
 def _vanilla(

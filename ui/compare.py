@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import gradio as gr
@@ -44,6 +44,17 @@ class CompareView(NamedTuple):
     boxes: Any
     gallery: Any
     table: Any
+
+
+@dataclass(frozen=True)
+class _MethodProgress:
+    """`on_method` callback: one step of the progress bar per method (pickles on ZeroGPU)."""
+
+    progress: Callable[..., Any]
+
+    def __call__(self, method: str) -> None:
+        index = COMPARE_METHODS.index(method) if method in COMPARE_METHODS else 0
+        self.progress(index / len(COMPARE_METHODS), desc=f"Running {METHOD_NAMES[method]}")
 
 
 def compare_outputs(image: Image.Image, results: list[tuple[MethodResult, float]]) -> CompareView:
@@ -95,18 +106,15 @@ def compare_view(
     *,
     progress: Callable[..., Any] = no_progress,
 ) -> CompareView:
-    """Vanilla, ViCrop, VCD and LASER (and CLVS when available) on the same input."""
+    """Every method of the tab (`COMPARE_METHODS`) on the same input, side by side."""
     try:
         pil, text, choice, config = read_inputs(image, question, model, settings)
         progress(0.0, desc=f"Loading the {model_label(choice)} (first run only)")
         models.load_runner(choice)
-        results = []
-        for index, method in enumerate(COMPARE_METHODS):
-            progress(index / len(COMPARE_METHODS), desc=f"Running {METHOD_NAMES[method]}")
-            start = time.perf_counter()
-            result = models.method_on_device(choice, pil, text, method, config)
-            results.append((result, time.perf_counter() - start))
-        return compare_outputs(pil, results)
+        on_method = _MethodProgress(progress)
+        by_method = models.methods_on_device(choice, pil, text, COMPARE_METHODS, config, on_method)
+        timed = [(by_method[m], sum(by_method[m].timings.values())) for m in COMPARE_METHODS]
+        return compare_outputs(pil, timed)
     except Exception as error:
         skip = gr.skip()
         return CompareView(warn(friendly(error)), skip, skip, skip)

@@ -26,7 +26,7 @@ from laser_core import (
     load_model,
     refocus,
     run_clvs,
-    run_method,
+    run_methods,
 )
 from laser_core.loading import pick_device
 
@@ -110,10 +110,16 @@ def refocus_on_device(
 
 
 @_on_gpu
-def method_on_device(
-    choice: str, image: Image.Image, question: str, method: str, config: LaserConfig
-) -> MethodResult:
-    return run_method(load_runner(choice), image, question, method, config)
+def methods_on_device(
+    choice: str,
+    image: Image.Image,
+    question: str,
+    methods: tuple[str, ...],
+    config: LaserConfig,
+    on_method: Callable[[str], None] | None = None,
+) -> dict[str, MethodResult]:
+    """`run_methods`: several methods on one input, sharing the passes they share."""
+    return run_methods(load_runner(choice), image, question, methods, config, on_method=on_method)
 
 
 @_on_gpu

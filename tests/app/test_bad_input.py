@@ -143,7 +143,7 @@ def test_unexpected_errors_become_messages(
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(models, "explain_on_device", boom)
-    monkeypatch.setattr(models, "method_on_device", boom)
+    monkeypatch.setattr(models, "methods_on_device", boom)
     view = handlers.explain_view(picture, "what", tiny_model, settings())
     assert "Something went wrong" in _status(view) and "out of memory" in view.status
     compare = compare_view(picture, "what", tiny_model, settings())
