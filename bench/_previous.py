@@ -1,8 +1,9 @@
 """PREVIOUS implementations, replaced by cv2 ones; kept only for `bench_overlay.py`'s comparison.
 
 Copied unchanged in substance from commit 60c8cd3 (`viz/overlay.py` render, `viz/draw.py`
-draw_box / draw_cells, `laser_core/mask.py` blur fill), so one benchmark run times the old and
-the new code on the same inputs. Nothing in the product imports this module.
+draw_box / draw_cells, `laser_core/mask.py` blur fill, and `viz/panels.py` heatmap_panel to call
+the previous draw_box), so one benchmark run times the old and the new code on the same inputs.
+Nothing in the product imports this module.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from viz import OverlayCanvas, colormap_lut
+from viz import OverlayCanvas, add_colorbar, colormap_lut
 from viz.draw import CROP_COLOR, INK, MASK_COLOR, _line_width, scale_box, to_rgb_array
 from viz.overlay import _LEVELS, _level_units
 
@@ -149,3 +150,19 @@ def draw_cells(
             draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=color, width=width)
         out = np.asarray(canvas).copy()
     return out
+
+
+def heatmap_panel(
+    canvas: OverlayCanvas,
+    heat: np.ndarray,
+    *,
+    title: str,
+    box: Sequence[float] | None = None,
+    smooth: bool = False,
+) -> np.ndarray:
+    """The previous `viz.heatmap_panel` path: `canvas.render`, the previous draw_box, colour bar."""
+    lo, hi = canvas.value_range(heat)
+    frame = canvas.render(heat, vmin=lo, vmax=hi, smooth=smooth)
+    if box is not None:
+        frame = draw_box(frame, box, color=CROP_COLOR, source_size=canvas.source_size)
+    return add_colorbar(frame, vmin=lo, vmax=hi, label="attention", title=title)

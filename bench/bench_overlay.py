@@ -199,10 +199,10 @@ def bench_redraw(table: Table, width: int, height: int) -> None:
     box = (0.3 * width, 0.2 * height, 0.8 * width, 0.9 * height)
     for smooth in (False, True):
         table.row(
-            f"(c) frame: heatmap_panel x3{', smooth' if smooth else ''}",
+            f"(c) frame: heatmap_panel x3 + crop box{', smooth' if smooth else ''}",
             size,
-            lambda s=smooth: _panels(old_canvas, maps, box, smooth=s),
-            lambda s=smooth: _panels(canvas, maps, box, smooth=s),
+            lambda s=smooth: _panels(previous.heatmap_panel, old_canvas, maps, box, smooth=s),
+            lambda s=smooth: _panels(heatmap_panel, canvas, maps, box, smooth=s),
             product="cv2",
         )
 
@@ -214,11 +214,16 @@ def _cv2_colour_and_blend(canvas: OverlayCanvas, levels: np.ndarray, opacity: fl
 
 
 def _panels(
-    canvas: OverlayCanvas, maps: list[np.ndarray], box: tuple, *, smooth: bool
+    panel: Callable[..., np.ndarray],
+    canvas: OverlayCanvas,
+    maps: list[np.ndarray],
+    box: tuple,
+    *,
+    smooth: bool,
 ) -> list[np.ndarray]:
     """What one slider step draws: three titled panels with colour bars and the crop box."""
     return [
-        heatmap_panel(canvas, m, title=f"{title} · layer 12", box=box, smooth=smooth)
+        panel(canvas, m, title=f"{title} · layer 12", box=box, smooth=smooth)
         for title, m in zip(TITLES, maps, strict=True)
     ]
 
