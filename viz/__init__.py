@@ -1,6 +1,7 @@
 """Rendering for LASER Lens: numpy arrays and PIL images in, RGB arrays out.
 
-`viz` depends only on numpy, Pillow and matplotlib; it never imports the model stack or the app.
+`viz` depends only on numpy, Pillow, matplotlib and OpenCV (`cv2`); it never imports the model
+stack or the app.
 Layer numbers are 0-based everywhere.
 """
 

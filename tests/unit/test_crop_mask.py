@@ -8,6 +8,7 @@ from PIL import Image
 
 from laser_core import box_mass_share, crop_box, crop_size, mask_cells, top_cells
 from laser_core.adapters import grid_cell_boxes
+from laser_core.mask import _blur
 
 
 def test_crop_size_rule_floor_and_cap() -> None:
@@ -86,3 +87,14 @@ def test_mask_fills_exactly_the_chosen_footprints() -> None:
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 40, 3), np.uint8))
     blurred = np.asarray(mask_cells(noisy, boxes, np.array([[0, 0]]), fill="blur"), dtype=float)
     assert blurred[:10, :10].std() < np.asarray(noisy, dtype=float)[:10, :10].std() / 2
+
+
+@pytest.mark.parametrize("sigma", [2.0, 12.5, 40.0])
+def test_blur_fill_keeps_the_standard_deviation_of_pils_gaussian_radius(sigma) -> None:
+    impulse = np.zeros((1, 1001, 3), np.float32)
+    impulse[0, 500] = 1.0
+    weights = _blur(impulse, sigma)[0, :, 0]  # the kernel along x
+    offsets = np.arange(weights.size) - 500
+    assert weights.sum() == pytest.approx(1.0, abs=1e-4)
+    spread = np.sqrt((weights * offsets**2).sum() / weights.sum())
+    assert spread == pytest.approx(sigma, rel=0.03)
