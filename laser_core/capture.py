@@ -104,12 +104,13 @@ def last_row_probs(
 class AttentionRecorder:
     """Hook that keeps, per layer, the prefill's last-row attention over the visual keys.
 
-    Only the first call of each layer with more than one query position (the prefill) is kept;
-    the decoding steps that follow in `generate` are ignored.
+    Only the first call of each layer (the prefill, or the rest of a prompt whose prefix is
+    cached) is kept; the decoding steps that follow in `generate` are ignored.
     """
 
     def __init__(self, visual_masks: Tensor) -> None:
-        """visual_masks: [batch, seq] booleans marking image-token positions of each row."""
+        """visual_masks: [batch, seq] booleans marking image-token positions of each row (of the
+        whole prompt, a cached prefix included)."""
         self.visual_masks = visual_masks
         self.rows: dict[int, Tensor] = {}
 
@@ -124,7 +125,7 @@ class AttentionRecorder:
         **kwargs: Any,
     ) -> None:
         layer: int = getattr(module, "layer_idx")  # noqa: B009 (set by transformers)
-        if query.shape[2] == 1 or layer in self.rows:
+        if layer in self.rows:
             return None
         probs = last_row_probs(query, key, attention_mask, scaling)  # [batch, head, k_len]
         per_row = [probs[b][:, self.visual_masks[b]] for b in range(probs.shape[0])]

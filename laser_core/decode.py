@@ -9,19 +9,21 @@ rotary deltas); the processor only decides. Every step is recorded for the VAT t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
-from transformers import BatchFeature, LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from laser_core.config import LaserConfig
 from laser_core.loading import VLM
 
 # (z_positive, z_negative) -> (difference shown as "VAT", combined scores s)
 Combine = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+# What `model(...)` / `model.generate(...)` take: processor output, maybe with pre-encoded images.
+ModelInputs = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,12 @@ class Decoded:
 
 
 class _Picker(LogitsProcessor):
-    """Chooses each next token from one or two rows of logits and forces it on every row."""
+    """Chooses each next token from one or two rows of logits and forces it on every row.
+
+    Greedy choices and the per-step records stay on the model's device: nothing here waits for
+    the device during decoding (`generate`'s own stopping check is the only per-step sync). The
+    records are copied out once, after the last step (`steps`).
+    """
 
     def __init__(
         self, tokenizer: Any, config: LaserConfig, combine: Combine | None, use_combined: bool
@@ -66,7 +73,9 @@ class _Picker(LogitsProcessor):
         self.combine = combine
         self.use_combined = use_combined
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.steps: list[DecodeStep] = []
+        self._tokens: list[Tensor] = []  # [] per step: the chosen id, on the device
+        self._ids: list[Tensor] = []  # [k] per step: the candidates shown
+        self._values: list[Tensor] = []  # [9, k] per step: z+, z-, VAT, s and their p's
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         z_plus = scores[0].float()
@@ -76,49 +85,57 @@ class _Picker(LogitsProcessor):
         else:
             vat, combined = z_plus - z_minus, z_plus
         decision = combined if self.use_combined else z_plus
-        token_id = self._choose(decision)
-        self.steps.append(self._record(token_id, z_plus, z_minus, vat, combined, decision))
+        token = self._choose(decision)  # 0-d tensor on the device
+        self._keep(token, decision, z_plus, z_minus, vat, combined)
         forced = torch.full_like(scores, float("-inf"))
-        forced[:, token_id] = 0.0
-        return forced
+        return forced.index_fill_(1, token.view(1), 0.0)  # on the device: no sync
 
-    def _choose(self, decision: Tensor) -> int:
+    def _choose(self, decision: Tensor) -> Tensor:
         if self.config.decoding == "greedy":
-            return int(torch.argmax(decision))
+            return torch.argmax(decision)
         probs = torch.softmax(decision.cpu() / self.config.temperature, dim=-1)
-        return int(torch.multinomial(probs, 1, generator=self.generator))
+        return torch.multinomial(probs, 1, generator=self.generator)[0].to(decision.device)
 
-    def _record(
+    def _keep(
         self,
-        token_id: int,
+        token: Tensor,
+        decision: Tensor,
         z_plus: Tensor,
         z_minus: Tensor,
         vat: Tensor,
         combined: Tensor,
-        decision: Tensor,
-    ) -> DecodeStep:
+    ) -> None:
         k = min(self.config.top_candidates, decision.shape[-1])
-        ids = torch.topk(decision, k).indices.tolist()
-        if token_id not in ids:  # a sampled token outside the top-k is still shown
-            ids = ids[:-1] + [token_id]
-        probs = [torch.softmax(t, dim=-1) for t in (z_plus, z_minus, combined)]
-        candidates = tuple(
-            Candidate(
-                token=self._piece(i),
-                token_id=i,
-                z_plus=float(z_plus[i]),
-                z_minus=float(z_minus[i]),
-                vat=float(vat[i]),
-                score=float(combined[i]),
-                p_plus=float(probs[0][i]),
-                p_minus=float(probs[1][i]),
-                p_score=float(probs[2][i]),
+        ids = torch.topk(decision, k).indices  # [k]
+        # A sampled token outside the top-k is still shown, in the last place.
+        shown = torch.where((ids == token).any(), ids, torch.cat([ids[:-1], token.view(1)]))
+        logits = torch.stack([z_plus, z_minus, vat, combined])[:, shown]  # [4, k]
+        probs = torch.stack(
+            [torch.softmax(t, dim=-1)[shown] for t in (z_plus, z_minus, combined)]
+        )  # [3, k]
+        self._tokens.append(token)
+        self._ids.append(shown)
+        self._values.append(torch.cat([logits, probs]))
+
+    def steps(self) -> list[DecodeStep]:
+        """Every step as plain data (one copy from the device, after decoding)."""
+        if not self._tokens:
+            return []
+        tokens = torch.stack(self._tokens).tolist()
+        ids = torch.stack(self._ids).tolist()
+        values = torch.stack(self._values).cpu().tolist()  # [T, 9, k]
+        steps = []
+        for index, (token_id, shown, (zp, zm, vat, s, pp, pm, ps)) in enumerate(
+            zip(tokens, ids, values, strict=True)
+        ):
+            candidates = tuple(
+                Candidate(self._piece(i), i, zp[j], zm[j], vat[j], s[j], pp[j], pm[j], ps[j])
+                for j, i in enumerate(shown)
             )
-            for i in ids
-        )
-        return DecodeStep(
-            len(self.steps), self._piece(token_id), token_id, self.use_combined, candidates
-        )
+            steps.append(
+                DecodeStep(index, self._piece(token_id), token_id, self.use_combined, candidates)
+            )
+        return steps
 
     def _piece(self, token_id: int) -> str:
         return str(self.tokenizer.convert_ids_to_tokens(token_id))
@@ -126,11 +143,12 @@ class _Picker(LogitsProcessor):
 
 def decode(
     vlm: VLM,
-    inputs: BatchFeature,
+    inputs: ModelInputs,
     config: LaserConfig,
     *,
     combine: Combine | None = None,
     use_combined: bool = True,
+    past_key_values: Any = None,
 ) -> Decoded:
     """Greedy or sampled decoding of one stream, or of two streams in lockstep.
 
@@ -141,6 +159,8 @@ def decode(
         combine: For two rows, how to combine their logits (e.g. VAT, VCD).
         use_combined: Choose from the combined logits (True) or from the positive row (False,
             e.g. VAT's adaptive mode on an easy question); the combination is recorded anyway.
+        past_key_values: A cache of the first tokens of `inputs` (a shared prefix): only the
+            rest of the prompt is prefilled. The cache grows; the caller crops it back.
 
     Returns:
         The answer text, its token ids (without the end token) and every step.
@@ -149,24 +169,32 @@ def decode(
     model: Any = vlm.model  # generate() comes from GenerationMixin
     with torch.inference_mode():
         model.generate(
-            **inputs.to(vlm.device),
+            **to_device(inputs, vlm.device),
+            past_key_values=past_key_values,
             max_new_tokens=config.max_new_tokens,
             do_sample=False,
             num_beams=1,
             logits_processor=LogitsProcessorList([picker]),
             pad_token_id=vlm.tokenizer.pad_token_id,
         )
-    eos = _eos_ids(vlm)
+    steps = picker.steps()
+    eos = eos_ids(vlm)
     token_ids: list[int] = []
-    for step in picker.steps:
+    for step in steps:
         if step.token_id in eos:
             break
         token_ids.append(step.token_id)
     answer = vlm.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
-    return Decoded(answer, tuple(token_ids), tuple(picker.steps))
+    return Decoded(answer, tuple(token_ids), tuple(steps))
 
 
-def _eos_ids(vlm: VLM) -> set[int]:
+def to_device(inputs: ModelInputs, device: torch.device) -> dict[str, Any]:
+    """Model inputs with their tensors on `device` (pre-encoded images are already there)."""
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in inputs.items()}
+
+
+def eos_ids(vlm: VLM) -> set[int]:
+    """The token ids that end an answer."""
     eos = vlm.model.generation_config.eos_token_id
     if eos is None:
         eos = vlm.tokenizer.eos_token_id

@@ -83,7 +83,7 @@ def top_head_maps(a_con: Tensor, top_heads: Tensor, grid: tuple[int, int]) -> Te
 def all_layer_maps(
     a_query: Tensor,
     a_free: Tensor,
-    a_generic: Tensor,
+    a_generic: Tensor | None,
     top_heads: Tensor,
     grid: tuple[int, int],
     *,
@@ -92,12 +92,15 @@ def all_layer_maps(
     """The three maps the app shows for EVERY layer, each [layer, rows, cols].
 
     raw = head-mean of a[q]; relative = head-mean of a[q] / (head-mean of a[generic] + eps);
-    contrastive = mean of A_con over the layer's top heads.
+    contrastive = mean of A_con over the layer's top heads. Without `a_generic` there is no
+    "relative" entry.
     """
     raw = head_mean_maps(a_query, grid)
-    relative = relative_attention(raw, head_mean_maps(a_generic, grid), eps)
     contrastive = top_head_maps(contrastive_attention(a_query, a_free), top_heads, grid)
-    return {"raw": raw, "relative": relative, "contrastive": contrastive}
+    maps = {"raw": raw, "contrastive": contrastive}
+    if a_generic is not None:
+        maps["relative"] = relative_attention(raw, head_mean_maps(a_generic, grid), eps)
+    return maps
 
 
 def layer_maps(

@@ -2,12 +2,16 @@
 reruns stages 2-4 from another layer, reusing the captured attention.
 
 explain(vlm, image, question)
-  stage 0  capture         prefill (I, q) -> a[q] (+ the vanilla answer, decoded from it)
-                           prefill (I, no q), (I, generic q), one batch -> a[none], a[generic]
+  stage 0  capture         (I, q), (I, no q), (I, generic q): one prefill of the shared image
+                           prefix, then each prompt's own text on it (`passes`); the vanilla
+                           answer is decoded from the (I, q) prompt
   stage 1  layer           A_con = relu(a[q] - a[none]); VAQ per layer; l* = argmax
   stage 2  crop            window of fixed size holding the most A_con[l*] mass -> I+
   stage 3  counterfactual  top-k cells of A_con[l*] filled on I, same crop -> I-
   stage 4  decode          (I+, q) and (I-, q) in lockstep; s = z+ + alpha (z+ - z-)
+
+`laser(passes)` is LASER's own chain alone (what `run_method("laser")` runs): stage 0 without the
+generic prompt and the vanilla answer, which only the app's relative maps and answer card need.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import torch
 from PIL import Image
@@ -23,24 +28,23 @@ from torch import Tensor
 from laser_core.adapters import ImageGeometry
 from laser_core.config import LaserConfig
 from laser_core.contrast import vat_logits
-from laser_core.decode import DecodeStep
+from laser_core.crop import Box
+from laser_core.decode import DecodeStep, ModelInputs, decode
 from laser_core.layers import head_vaq, select_layer, vaq
 from laser_core.loading import VLM
 from laser_core.maps import all_layer_maps, contrastive_attention
 from laser_core.mask import mask_cells, top_cells
+from laser_core.passes import Passes
 from laser_core.result import LaserResult
 from laser_core.stages import (
     ImageInput,
     crop_for,
-    decode_capturing,
-    decode_pair,
     encode_checked,
     prepare,
     prompt_texts,
     resolve_config,
     timed,
 )
-from laser_core.stages import capture as capture_rows
 
 STAGES = ("capture", "layer", "crop", "counterfactual", "decode")
 StageCallback = Callable[[str], None]
@@ -48,14 +52,17 @@ StageCallback = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Captured:
-    """What stage 0 produced: the three attention captures and the vanilla answer."""
+    """What stage 0 produced: the attention captures and (for `explain`) the vanilla answer."""
 
     a_query: Tensor  # [layer, head, patch]
     a_free: Tensor
-    a_generic: Tensor
+    a_generic: Tensor | None  # None: not captured (LASER alone does not need it)
     geometry: ImageGeometry
-    baseline_answer: str
+    baseline_answer: str | None  # None: not decoded
     baseline_steps: tuple[DecodeStep, ...]
+
+
+Encode = Callable[[list[str], list[Image.Image]], tuple[ModelInputs, tuple[ImageGeometry, ...]]]
 
 
 def explain(
@@ -78,13 +85,47 @@ def explain(
     Raises:
         ValueError: unusable image or question, or settings that do not fit the model.
     """
+    image, question, config = prepare(vlm, image, question, config)
+    return laser(Passes(vlm, image, question, config), complete=True, on_stage=on_stage)
+
+
+def laser(
+    passes: Passes, *, complete: bool = False, on_stage: StageCallback | None = None
+) -> LaserResult:
+    """LASER on the image and question of `passes`, reusing every pass it already holds.
+
+    Args:
+        passes: The shared passes of one input (`passes.Passes`).
+        complete: Also capture the generic prompt and decode the vanilla answer (what `explain`
+            keeps for the app); otherwise those fields of the result are None.
+        on_stage: Called with each stage's name as it starts.
+    """
     notify = on_stage or _ignore
     timings: dict[str, float] = {}
-    image, question, config = prepare(vlm, image, question, config)
     notify("capture")
     with timed(timings, "capture"):
-        captured = capture_all(vlm, image, question, config)
-    return _enhance(vlm, image, question, config, captured, timings, notify)
+        baseline = passes.vanilla() if complete else None  # also a[q], from the same prefill
+        captured = Captured(
+            passes.capture("query"),
+            passes.capture("free"),
+            passes.capture("generic") if complete else None,
+            passes.geometry,
+            baseline.answer if baseline is not None else None,
+            baseline.steps if baseline is not None else (),
+        )
+    extras = {"shared_prefix": passes.shared_prefix}
+    return _enhance(
+        passes.vlm,
+        passes.image,
+        passes.question,
+        passes.config,
+        captured,
+        timings,
+        notify,
+        encode=passes.encode,
+        crop_of=passes.crop,
+        extras=extras,
+    )
 
 
 def refocus(
@@ -106,25 +147,23 @@ def refocus(
     captured = Captured(
         torch.from_numpy(result.attn_query),
         torch.from_numpy(result.attn_free),
-        torch.from_numpy(result.attn_generic),
+        None if result.attn_generic is None else torch.from_numpy(result.attn_generic),
         ImageGeometry(result.image.size, result.grid, result.cell_boxes, result.grid_region),
         result.baseline_answer,
         tuple(result.extras.get("baseline_steps", ())),
     )
     timings = {"capture": 0.0}
     return _enhance(
-        vlm, result.image, result.question, config, captured, timings, on_stage or _ignore
+        vlm,
+        result.image,
+        result.question,
+        config,
+        captured,
+        timings,
+        on_stage or _ignore,
+        encode=partial(encode_checked, vlm, config=config),
+        crop_of=result.image.crop,
     )
-
-
-def capture_all(vlm: VLM, image: Image.Image, question: str, config: LaserConfig) -> Captured:
-    """Stage 0: the three captures (and the vanilla answer, from the with-question prefill)."""
-    prompts = prompt_texts(question, config)
-    query_inputs, (geometry,) = encode_checked(vlm, [prompts.query], [image], config)
-    baseline, a_query = decode_capturing(vlm, query_inputs, config)
-    free_generic = vlm.adapter.encode([prompts.free, prompts.generic], [image, image], config)
-    a_free, a_generic = capture_rows(vlm, free_generic)
-    return Captured(a_query, a_free, a_generic, geometry, baseline.answer, baseline.steps)
 
 
 def uses_vat(config: LaserConfig, layer: int) -> bool:
@@ -145,8 +184,12 @@ def _enhance(
     captured: Captured,
     timings: dict[str, float],
     notify: StageCallback,
+    *,
+    encode: Encode,
+    crop_of: Callable[[Box], Image.Image],
+    extras: dict[str, Any] | None = None,
 ) -> LaserResult:
-    """Stages 1-4 from the captures."""
+    """Stages 1-4 from the captures; `encode` builds model inputs, `crop_of` crops the image."""
     geometry = captured.geometry
     notify("layer")
     with timed(timings, "layer"):
@@ -166,10 +209,11 @@ def _enhance(
             eps=config.relative_eps,
         )
     heat = maps["contrastive"][layer].numpy()
+    relative = maps.get("relative")
     notify("crop")
     with timed(timings, "crop"):
         box = crop_for(vlm, heat, geometry, image, config)
-        crop = image.crop(box)
+        crop = crop_of(box)
     notify("counterfactual")
     with timed(timings, "counterfactual"):
         cells = top_cells(heat, config.k_patches)
@@ -184,15 +228,10 @@ def _enhance(
     notify("decode")
     with timed(timings, "decode"):
         vat_applied = uses_vat(config, layer)
-        decoded = decode_pair(
-            vlm,
-            prompt_texts(question, config).query,
-            crop,
-            counterfactual,
-            config,
-            combine=partial(vat_logits, alpha=config.alpha),
-            use_combined=vat_applied,
-        )
+        text = prompt_texts(question, config).query
+        inputs, _ = encode([text, text], [crop, counterfactual])
+        combine = partial(vat_logits, alpha=config.alpha)
+        decoded = decode(vlm, inputs, config, combine=combine, use_combined=vat_applied)
     return LaserResult(
         question=question,
         model_id=vlm.model_id,
@@ -205,9 +244,9 @@ def _enhance(
         top_heads=top_heads.numpy(),
         attn_query=captured.a_query.numpy(),
         attn_free=captured.a_free.numpy(),
-        attn_generic=captured.a_generic.numpy(),
+        attn_generic=None if captured.a_generic is None else captured.a_generic.numpy(),
         raw_maps=maps["raw"].numpy(),
-        relative_maps=maps["relative"].numpy(),
+        relative_maps=None if relative is None else relative.numpy(),
         contrastive_maps=maps["contrastive"].numpy(),
         grid=geometry.grid,
         cell_boxes=geometry.cell_boxes,
@@ -222,7 +261,7 @@ def _enhance(
         counterfactual_image=counterfactual,
         timings=timings,
         config=config.to_dict(),
-        extras={"baseline_steps": captured.baseline_steps},
+        extras={"baseline_steps": captured.baseline_steps, **(extras or {})},
     )
 
 

@@ -37,7 +37,7 @@ class MethodResult:
     steps: tuple[DecodeStep, ...]
     timings: dict[str, float]
     config: dict[str, Any]
-    details: LaserResult | None = None  # the full explanation, for "laser"
+    details: LaserResult | None = None  # LASER's stages, for "laser" (see `pipeline.laser`)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,7 +51,7 @@ class LaserResult:
     question: str
     model_id: str
     answer: str  # LASER's answer
-    baseline_answer: str  # vanilla greedy answer on the full image
+    baseline_answer: str | None  # vanilla greedy answer on the full image (None: not decoded)
     layer: int  # l*, the layer whose contrastive map drove the crop and mask
     static_layer: int  # the family's fixed layer (ViCrop, laser_static; VAT's adaptive rule)
     vaq: np.ndarray  # [L] layer VAQ
@@ -59,9 +59,9 @@ class LaserResult:
     top_heads: np.ndarray  # [L, k] int, top heads per layer
     attn_query: np.ndarray  # [L, H, P] last prompt row over visual keys, with the question
     attn_free: np.ndarray  # [L, H, P] same, question removed
-    attn_generic: np.ndarray  # [L, H, P] same, generic question
+    attn_generic: np.ndarray | None  # [L, H, P] same, generic question (None: not captured)
     raw_maps: np.ndarray  # [L, rows, cols]
-    relative_maps: np.ndarray  # [L, rows, cols]
+    relative_maps: np.ndarray | None  # [L, rows, cols] (None without attn_generic)
     contrastive_maps: np.ndarray  # [L, rows, cols]
     grid: tuple[int, int]
     cell_boxes: np.ndarray  # [rows, cols, 4] x0 y0 x1 y1 in original pixels
@@ -99,7 +99,7 @@ class LaserResult:
             "head_vaq": self.head_vaq.tolist(),
             "top_heads": self.top_heads.tolist(),
             "raw_maps": self.raw_maps.tolist(),
-            "relative_maps": self.relative_maps.tolist(),
+            "relative_maps": None if self.relative_maps is None else self.relative_maps.tolist(),
             "contrastive_maps": self.contrastive_maps.tolist(),
             "cell_boxes": self.cell_boxes.tolist(),
             "grid_region": list(self.grid_region),
@@ -112,7 +112,7 @@ class LaserResult:
         if include_attention:
             out["attn_query"] = self.attn_query.tolist()
             out["attn_free"] = self.attn_free.tolist()
-            out["attn_generic"] = self.attn_generic.tolist()
+            out["attn_generic"] = None if self.attn_generic is None else self.attn_generic.tolist()
         return out
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
@@ -126,12 +126,13 @@ class LaserResult:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             (staging / "result.json").write_text(json.dumps(self.to_dict(), indent=1))
-            np.savez_compressed(
-                staging / "attention.npz",
-                attn_query=self.attn_query,
-                attn_free=self.attn_free,
-                attn_generic=self.attn_generic,
-            )
+            captures = {
+                "attn_query": self.attn_query,
+                "attn_free": self.attn_free,
+                "attn_generic": self.attn_generic,
+            }
+            arrays = {name: a for name, a in captures.items() if a is not None}
+            np.savez_compressed(staging / "attention.npz", **arrays)
             for name, image in (
                 ("image", self.image),
                 ("crop", self.crop_image),

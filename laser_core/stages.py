@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from laser_core.adapters.base import ImageRow
 from laser_core.capture import AttentionRecorder, attach
 from laser_core.config import LaserConfig
 from laser_core.crop import Box, crop_box
-from laser_core.decode import Decoded, decode
+from laser_core.decode import ModelInputs, to_device
 from laser_core.inputs import check_question, load_image
 from laser_core.loading import VLM
 
@@ -101,33 +100,12 @@ def encode_checked(
     return inputs, geometries
 
 
-def capture(vlm: VLM, inputs: BatchFeature) -> Tensor:
+def capture(vlm: VLM, inputs: ModelInputs) -> Tensor:
     """Prefill only (no cache, logits of the last position only); [batch, layer, head, patch]."""
     recorder = AttentionRecorder(vlm.adapter.visual_mask(inputs))
     with attach(vlm.adapter.attention_modules(), recorder), torch.inference_mode():
-        vlm.model(**inputs.to(vlm.device), use_cache=False, logits_to_keep=1)
+        vlm.model(**to_device(inputs, vlm.device), use_cache=False, logits_to_keep=1)
     return recorder.stacked(vlm.adapter.n_layers)
-
-
-def decode_capturing(vlm: VLM, inputs: BatchFeature, config: LaserConfig) -> tuple[Decoded, Tensor]:
-    """Greedy vanilla decoding whose prefill also yields the capture: [layer, head, patch]."""
-    recorder = AttentionRecorder(vlm.adapter.visual_mask(inputs))
-    with attach(vlm.adapter.attention_modules(), recorder):
-        decoded = decode(vlm, inputs, replace(config, decoding="greedy"))
-    return decoded, recorder.stacked(vlm.adapter.n_layers)[0]
-
-
-def decode_pair(
-    vlm: VLM,
-    text: str,
-    positive: Image.Image,
-    negative: Image.Image,
-    config: LaserConfig,
-    **options: Any,
-) -> Decoded:
-    """Two streams (positive, negative image; same text) decoded in lockstep."""
-    inputs, _ = encode_checked(vlm, [text, text], [positive, negative], config)
-    return decode(vlm, inputs, config, **options)
 
 
 def crop_for(

@@ -15,7 +15,7 @@ names: it asks the adapter.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -218,6 +218,36 @@ class VLMAdapter(ABC):
     def visual_mask(self, inputs: BatchFeature) -> Tensor:
         """[batch, seq] bool, True at image-token positions."""
         return inputs["input_ids"] == self.image_token_id
+
+    # --- running parts of a prompt (prefix sharing, pre-encoded images) ----------------------
+    pixel_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)  # what vision features replace
+    token_keys: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask")  # [batch, seq] ones
+
+    @abstractmethod
+    def image_features(self, inputs: Mapping[str, Any], indices: Sequence[int]) -> list[Tensor]:
+        """The vision tower's output (projected, one [tokens, hidden] tensor per image) for the
+        images of `inputs` at `indices` (numbered in row order), in one tower call."""
+
+    def prefix_inputs(self, inputs: Mapping[str, Any], length: int) -> dict[str, Any]:
+        """Row 0 of `inputs` cut to its first `length` tokens (the image included)."""
+        cut = {key: inputs[key][:1, :length] for key in self.token_keys if key in inputs}
+        return {**{k: v for k, v in inputs.items() if k not in cut}, **cut}
+
+    def suffix_inputs(self, inputs: Mapping[str, Any], start: int) -> dict[str, Any]:
+        """Tokens `start:` of a one-row prompt, with their positions over the FULL prompt."""
+        return {
+            "input_ids": inputs["input_ids"][:, start:],
+            "attention_mask": inputs["attention_mask"],
+            "position_ids": self.positions(inputs)[..., start:],
+        }
+
+    def positions(self, inputs: Mapping[str, Any]) -> Tensor:
+        """The position ids the model gives a one-row prompt without padding: 0..S-1."""
+        return torch.arange(inputs["input_ids"].shape[1])[None]
+
+    def prepare_continuation(self, inputs: Mapping[str, Any]) -> None:  # noqa: B027 (a no-op)
+        """Ready the model to continue `inputs` (a full prompt) from a cache of its prefix;
+        nothing to do for 1-D positions."""
 
     @abstractmethod
     def geometry(self, image: Image.Image, inputs: BatchFeature, index: int = 0) -> ImageGeometry:

@@ -15,7 +15,11 @@ padding (cells over the padding have no footprint in the original image).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from PIL import Image
+from torch import Tensor
 from transformers import BatchFeature
 
 from laser_core.adapters.base import ImageGeometry, VLMAdapter, grid_cell_boxes
@@ -46,6 +50,10 @@ class LlavaAdapter(VLMAdapter):
     @property
     def vicrop_base_side(self) -> int:
         return self.input_side  # 336 for LLaVA-1.5
+
+    def image_features(self, inputs: Mapping[str, Any], indices: Sequence[int]) -> list[Tensor]:
+        pixels = inputs["pixel_values"][list(indices)]  # one [3, side, side] per image
+        return list(self.model.model.get_image_features(pixel_values=pixels).pooler_output)
 
     def model_image(self, image: Image.Image) -> Image.Image:
         return pad_to_square(image, self.mean_color)

@@ -15,9 +15,12 @@ memory; a crop is re-encoded at its own resolution.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from PIL import Image
+from torch import Tensor
 from transformers import BatchFeature
 
 from laser_core.adapters.base import ImageGeometry, VLMAdapter, grid_cell_boxes
@@ -35,6 +38,33 @@ class Qwen2VLAdapter(VLMAdapter):
     @property
     def patch_size(self) -> int:
         return int(self.image_processor.patch_size)
+
+    token_keys = ("input_ids", "attention_mask", "mm_token_type_ids")
+
+    def image_features(self, inputs: Mapping[str, Any], indices: Sequence[int]) -> list[Tensor]:
+        grids = inputs["image_grid_thw"]  # [image, 3]: (t, h, w) in patches
+        ends = torch.cumsum(grids.prod(-1), 0).tolist()  # each image's patch rows end here
+        starts = [0, *ends[:-1]]
+        rows = torch.cat([inputs["pixel_values"][starts[i] : ends[i]] for i in indices])
+        chosen = grids[list(indices)]
+        return list(self.model.model.get_image_features(rows, chosen).pooler_output)
+
+    def positions(self, inputs: Mapping[str, Any]) -> Tensor:
+        """[3, 1, S] mRoPE positions from the model's own rope-index function."""
+        return self._rope_index(inputs)[0]
+
+    def prepare_continuation(self, inputs: Mapping[str, Any]) -> None:
+        """`generate` continues a cached prefix at text positions + the model's `rope_deltas`:
+        set them from the FULL prompt (they would otherwise be whatever the last call left)."""
+        self.model.model.rope_deltas = self._rope_index(inputs)[1]
+
+    def _rope_index(self, inputs: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        return self.model.model.get_rope_index(
+            inputs["input_ids"],
+            image_grid_thw=inputs["image_grid_thw"],
+            attention_mask=inputs["attention_mask"],
+            mm_token_type_ids=inputs["mm_token_type_ids"],
+        )
 
     def images_kwargs(self, config: LaserConfig) -> dict[str, Any]:
         block = (self.patch_size * self.merge_size) ** 2  # pixels per merged visual token

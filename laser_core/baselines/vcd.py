@@ -18,11 +18,10 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from laser_core.config import LaserConfig
 from laser_core.decode import decode
-from laser_core.loading import VLM
+from laser_core.passes import Passes
 from laser_core.result import MethodResult
-from laser_core.stages import ImageInput, encode_checked, prepare, prompt_texts, timed
+from laser_core.stages import encode_checked, timed
 
 
 def vcd_logits(z: Tensor, z_noise: Tensor, *, alpha: float, beta: float) -> Tensor:
@@ -57,23 +56,24 @@ def diffusion_noise(
     return noisy.to(pixels.dtype)
 
 
-def run_vcd(
-    vlm: VLM, image: ImageInput, question: str, config: LaserConfig | None = None
-) -> MethodResult:
+def run_vcd(passes: Passes) -> MethodResult:
     """Answer with VCD on the full image (no crop)."""
     timings: dict[str, float] = {}
-    image, question, config = prepare(vlm, image, question, config)
-    text = prompt_texts(question, config).query
+    vlm, image, config = passes.vlm, passes.image, passes.config
+    text = passes.prompts.query
     with timed(timings, "decode"):
         inputs, _ = encode_checked(vlm, [text, text], [image, image], config)
         pixels = inputs["pixel_values"]
         half = pixels.shape[0] // 2  # LLaVA: one row per image; Qwen: the patches of both images
         generator = torch.Generator().manual_seed(config.seed)
-        pixels[half:] = diffusion_noise(
+        noise = diffusion_noise(
             pixels[half:], step=config.vcd_noise_step, n_steps=config.vcd_steps, generator=generator
         )
+        noised = {**inputs, "pixel_values": torch.cat([pixels[:half], noise])}
+        (noise_features,) = passes.features(noised, [1])  # the tower on the noised copy only
+        model_inputs = passes.pre_encoded(inputs, [image, noise_features])
         combine = partial(_combine, alpha=config.vcd_alpha, beta=config.vcd_beta)
-        decoded = decode(vlm, inputs, config, combine=combine)
+        decoded = decode(vlm, model_inputs, config, combine=combine)
     return MethodResult(
         "vcd", decoded.answer, None, None, None, image, decoded.steps, timings, config.to_dict()
     )

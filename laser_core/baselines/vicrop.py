@@ -28,13 +28,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
 
 from laser_core.adapters import ImageGeometry
-from laser_core.config import LaserConfig
 from laser_core.crop import Box
 from laser_core.decode import decode
-from laser_core.loading import VLM
 from laser_core.maps import relative_attention
+from laser_core.passes import Passes
 from laser_core.result import MethodResult
-from laser_core.stages import ImageInput, capture, encode_checked, prepare, prompt_texts, timed
+from laser_core.stages import timed
 
 RATIOS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
 
@@ -133,9 +132,7 @@ def _span(centre: int, half: int, side: int) -> tuple[int, int]:
     return max(0, centre - half), min(side, centre + half)
 
 
-def run_vicrop(
-    vlm: VLM, image: ImageInput, question: str, config: LaserConfig | None = None
-) -> MethodResult:
+def run_vicrop(passes: Passes) -> MethodResult:
     """Answer with ViCrop: relative attention at the static layer places an adaptive crop; the
     answer reads the original image and the crop together.
 
@@ -143,20 +140,17 @@ def run_vicrop(
     the window, `extras["geometries"]` the geometry of both images of the answer's turn.
     """
     timings: dict[str, float] = {}
-    image, question, config = prepare(vlm, image, question, config)
-    prompts = prompt_texts(question, config)
+    vlm, image, config = passes.vlm, passes.image, passes.config
     static = int(config.static_layer or 0)
     with timed(timings, "capture"):
-        texts = [prompts.query, prompts.generic]
-        inputs, (geometry,) = encode_checked(vlm, texts, [image, image], config)
-        a_query, a_generic = capture(vlm, inputs)
-        eps = config.relative_eps
-        heat = vicrop_map(a_query[static], a_generic[static], geometry.grid, eps=eps)
+        a_query, a_generic = passes.capture("query"), passes.capture("generic")
+        grid, eps = passes.geometry.grid, config.relative_eps
+        heat = vicrop_map(a_query[static], a_generic[static], grid, eps=eps)
     with timed(timings, "crop"):
-        placed = vicrop_box(heat, geometry, base=vlm.adapter.vicrop_base_side)
-        crop = image.crop(placed.box)
+        placed = vicrop_box(heat, passes.geometry, base=vlm.adapter.vicrop_base_side)
+        crop = passes.crop(placed.box)
     with timed(timings, "decode"):
-        inputs, geometries = encode_checked(vlm, [prompts.query], [[image, crop]], config)
+        inputs, geometries = passes.encode([passes.prompts.query], [[image, crop]])
         decoded = decode(vlm, inputs, config)
     extras = {
         "vicrop": {"ratio": placed.ratio, "sharpness": placed.sharpness, "window": placed.window},

@@ -30,7 +30,8 @@ from laser_core.clvs import ClvsResult, cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.crop import Box, box_mass_share, crop_size
 from laser_core.loading import VLM
-from laser_core.methods import METHODS, run_method
+from laser_core.methods import METHODS, run_method, run_methods
+from laser_core.pipeline import explain
 from laser_core.stages import resolve_config
 from laser_core.toy import scenes as world
 
@@ -66,24 +67,26 @@ def run_question(
         "answers": {},
         "shares": {},
     }
-    for method in METHODS:
-        result = run_method(vlm, scene.image, question.text, method, config)
+    # `explain` keeps every map (Table 2 reads the relative one, which LASER alone does not
+    # need); the methods reuse its captures and its vanilla and LASER answers.
+    explained = explain(vlm, scene.image, question.text, config)
+    results = run_methods(vlm, scene.image, question.text, METHODS, config, explained=explained)
+    for method, result in results.items():
         record["answers"][method] = normalise(result.answer)
-        if method == "clvs" and question.box is not None:
-            record["clvs"] = _object_attention(result.extras["clvs"], question.box)
-        if method == "laser" and result.details is not None:
-            details = result.details
-            record["layer"], record["static_layer"] = details.layer, details.static_layer
-            if question.box is not None:
-                maps = {
-                    "raw": details.raw_maps[details.static_layer],
-                    "relative": details.relative_maps[details.static_layer],
-                    "contrastive": details.contrastive_maps[details.layer],
-                }
-                record["shares"] = {
-                    name: box_mass_share(heat, details.cell_boxes, question.box)
-                    for name, heat in maps.items()
-                }
+    if question.box is not None:
+        record["clvs"] = _object_attention(results["clvs"].extras["clvs"], question.box)
+    record["layer"], record["static_layer"] = explained.layer, explained.static_layer
+    if question.box is not None:
+        assert explained.relative_maps is not None  # explain captures the generic prompt
+        maps = {
+            "raw": explained.raw_maps[explained.static_layer],
+            "relative": explained.relative_maps[explained.static_layer],
+            "contrastive": explained.contrastive_maps[explained.layer],
+        }
+        record["shares"] = {
+            name: box_mass_share(heat, explained.cell_boxes, question.box)
+            for name, heat in maps.items()
+        }
     if question.box is not None:
         crop = scene.image.crop(true_crop(question.box, scene.image.size, config))
         record["answers"][CEILING] = normalise(

@@ -7,7 +7,8 @@ from laser_core.clvs.result import ClvsResult
 from laser_core.config import LaserConfig
 from laser_core.decode import decode
 from laser_core.loading import VLM
-from laser_core.stages import ImageInput, capture, encode_checked, prepare, prompt_texts, timed
+from laser_core.passes import Passes
+from laser_core.stages import ImageInput, prepare, timed
 
 
 def run_clvs(
@@ -18,6 +19,7 @@ def run_clvs(
     *,
     head_steps: int = 1,
     baseline: bool = True,
+    passes: Passes | None = None,
 ) -> ClvsResult:
     """Answer with CLVS and keep its per-token, per-layer trace.
 
@@ -28,26 +30,30 @@ def run_clvs(
         config: Settings (`clvs_*` fields, decoding); None = the METHOD.md defaults.
         head_steps: Keep [head, patch] rows for this many first decoding steps (>= 0); the head
             means are kept for every step.
-        baseline: Also run one plain prefill, so the result holds the unsmoothed model's
-            attention for the first token (`baseline_attention`, for the decay chart).
+        baseline: Also keep the unsmoothed model's attention for the first token
+            (`baseline_attention`, for the decay chart): a[q], the plain prefill's last row,
+            captured once more unless `passes` already holds it (then it is kept anyway).
+        passes: The shared passes of this input (`run_methods`); the image, question and config
+            are then those of `passes`, and its vision features and captures are reused.
 
     Raises:
         ValueError: unusable image or question, or settings that do not fit the model.
     """
+    if passes is None:
+        passes = Passes(vlm, *prepare(vlm, image, question, config))
+    image, question, config = passes.image, passes.question, passes.config
     timings: dict[str, float] = {}
-    image, question, config = prepare(vlm, image, question, config)
     adapter = vlm.adapter
     with timed(timings, "decode"):
-        inputs, (geometry,) = encode_checked(
-            vlm, [prompt_texts(question, config).query], [image], config
-        )
+        inputs, (geometry,) = passes.encode([passes.prompts.query], [image])
         smoother = make_smoother(vlm, adapter.visual_mask(inputs)[0], config)
         with clvs_hooks(vlm, smoother):
             decoded = decode(vlm, inputs, config)
-    baseline_attention = None
-    if baseline:
+    a_query = passes.captured("query")
+    if baseline and a_query is None:
         with timed(timings, "baseline"):
-            baseline_attention = capture(vlm, inputs)[0].mean(1).numpy()  # [layer, patch]
+            a_query = passes.capture("query")
+    baseline_attention = None if a_query is None else a_query.mean(1).numpy()  # [layer, patch]
     trace = smoother.trace(
         adapter.n_heads, int(adapter.visual_mask(inputs)[0].sum()), max(0, head_steps)
     )
