@@ -40,7 +40,7 @@ HUB_MODELS = (
     "Qwen/Qwen2.5-VL-7B-Instruct",
 )
 
-_MODEL_CLASSES: dict[str, type[PreTrainedModel]] = {
+MODEL_CLASSES: dict[str, type[PreTrainedModel]] = {
     "llava": LlavaForConditionalGeneration,
     "qwen2_vl": Qwen2VLForConditionalGeneration,
     "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration,
@@ -119,8 +119,8 @@ def load_model(
     target = pick_device(device)
     torch_dtype = pick_dtype(target, dtype)
     config = _fetch(source, "configuration", lambda: AutoConfig.from_pretrained(source))
-    family = adapter_class(config.model_type)
-    model_class = _MODEL_CLASSES[config.model_type]
+    adapter_class(config.model_type)  # an unsupported family is refused before any download
+    model_class = MODEL_CLASSES[config.model_type]
     model = _fetch(
         source,
         "weights",
@@ -130,16 +130,26 @@ def load_model(
             attn_implementation={"text_config": ATTENTION_NAME, "vision_config": "sdpa"},
         ),
     )
-    model = model.to(target).eval()
+    processor = _fetch(source, "processor", lambda: load_processor(source, config.model_type))
+    return wrap_model(model, processor, source, device=target)
+
+
+def wrap_model(
+    model: PreTrainedModel, processor: Any, model_id: str, *, device: torch.device
+) -> VLM:
+    """A VLM from a model built with `ATTENTION_NAME` for its text attention (`load_model` does;
+    benchmarks that build random models in memory do too) and its processor."""
+    model = model.to(device).eval()
     model.generation_config = _plain_generation_config(model.generation_config)
-    processor = _fetch(source, "processor", lambda: _load_processor(source, config.model_type))
     processor.tokenizer.padding_side = "left"
     if processor.tokenizer.pad_token_id is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
-    return VLM(model, processor, family(model, processor), source, target, torch_dtype)
+    family = adapter_class(model.config.model_type)
+    return VLM(model, processor, family(model, processor), model_id, device, model.dtype)
 
 
-def _load_processor(source: str, model_type: str) -> Any:
+def load_processor(source: str, model_type: str) -> Any:
+    """The processor of a checkpoint folder or hub id (Qwen's without torchvision)."""
     if model_type == "llava":
         return LlavaProcessor.from_pretrained(source)
     return load_qwen_processor(source, model_type)

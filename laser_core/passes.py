@@ -6,7 +6,7 @@ A `Passes` object holds them for one image, question and config:
 
     .capture(kind)   a[q], a[none] or a[generic], [layer, head, patch], from the LAST prompt row
     .vanilla()       the greedy answer on (I, q); decoding it also captures a[q]
-    .encode(...)     model inputs whose images reuse vision-tower features already computed
+    .encode(...)     model inputs whose images are processed and encoded by the tower once
     .crop(box)       the image cropped, one object per box (so its features are reused too)
 
 Prefix sharing. The with-question, query-free and generic prompts of one image are the same up to
@@ -29,6 +29,7 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 from torch import Tensor
+from transformers import BatchFeature
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from laser_core.adapters import ImageGeometry
@@ -39,7 +40,7 @@ from laser_core.crop import Box
 from laser_core.decode import Decoded, ModelInputs, decode, eos_ids, to_device
 from laser_core.loading import VLM
 from laser_core.result import LaserResult
-from laser_core.stages import Prompts, capture, encode_checked, prompt_texts
+from laser_core.stages import Prompts, capture, check_encoded, prompt_texts
 
 Kind = Literal["query", "free", "generic"]
 KINDS: tuple[Kind, ...] = ("query", "free", "generic")
@@ -63,6 +64,7 @@ class Passes:
         self._vanilla: Decoded | None = None
         self._prefix: Any = None  # the shared prefix's KV cache, while a prompt still needs it
         self._features: dict[int, tuple[Image.Image, Tensor]] = {}  # id(image) -> features
+        self._pixels: dict[int, tuple[Image.Image, dict[str, Tensor]]] = {}  # processed
         self._crops: dict[Box, Image.Image] = {}
 
     @classmethod
@@ -136,16 +138,31 @@ class Passes:
         return self._vanilla
 
     def encode(
-        self, texts: Sequence[str], images: Sequence[ImageRow], config: LaserConfig | None = None
+        self, texts: Sequence[str], images: Sequence[ImageRow]
     ) -> tuple[ModelInputs, tuple[ImageGeometry, ...]]:
-        """`stages.encode_checked`, with every image's vision features computed once.
+        """`stages.encode_checked`, with every image processed and encoded once.
 
-        The inputs carry `mm_encoder_outputs` (transformers' pre-encoded images) instead of
-        pixels; images this object has already encoded are not run through the tower again.
+        Each image goes through the image processor and the vision tower on its first use only;
+        the inputs carry `mm_encoder_outputs` (transformers' pre-encoded images), not pixels.
         """
-        inputs, geometries = encode_checked(self.vlm, texts, images, config or self.config)
+        inputs, geometries = self.encode_pixels(texts, images)
         rows = [[row] if isinstance(row, Image.Image) else list(row) for row in images]
         return self.pre_encoded(inputs, [image for row in rows for image in row]), geometries
+
+    def encode_pixels(
+        self, texts: Sequence[str], images: Sequence[ImageRow]
+    ) -> tuple[BatchFeature, tuple[ImageGeometry, ...]]:
+        """`stages.encode_checked` with pixels (for a caller that changes them, as VCD's noise),
+        each image through the image processor once (kept)."""
+        rows = [[row] if isinstance(row, Image.Image) else list(row) for row in images]
+        processed = [[self._processed(image) for image in row] for row in rows]
+        inputs = self.vlm.adapter.encode_processed(texts, processed)
+        return inputs, check_encoded(self.vlm, inputs, images, self.config)
+
+    def _processed(self, image: Image.Image) -> dict[str, Tensor]:
+        if id(image) not in self._pixels:
+            self._pixels[id(image)] = (image, self.vlm.adapter.process_image(image, self.config))
+        return self._pixels[id(image)][1]
 
     def crop(self, box: Box) -> Image.Image:
         """The image cropped to `box`: the same object for the same box."""
@@ -163,9 +180,7 @@ class Passes:
         """One prompt with the image, encoded on first use (the image's pixels kept once)."""
         if kind not in self._full:
             text = getattr(self.prompts, kind)
-            self._full[kind], (geometry,) = encode_checked(
-                self.vlm, [text], [self.image], self.config
-            )
+            self._full[kind], (geometry,) = self.encode_pixels([text], [self.image])
             self._geometry = self._geometry or geometry
         return self._full[kind]
 

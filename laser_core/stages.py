@@ -85,6 +85,13 @@ def encode_checked(
         multi-image turn); every row must hold as many image tokens as that one.
     """
     inputs = vlm.adapter.encode(texts, images, config)
+    return inputs, check_encoded(vlm, inputs, images, config)
+
+
+def check_encoded(
+    vlm: VLM, inputs: BatchFeature, images: Sequence[ImageRow], config: LaserConfig
+) -> tuple[ImageGeometry, ...]:
+    """`encode_checked`'s checks of inputs already encoded; the first row's image geometries."""
     length = int(inputs["input_ids"].shape[1])
     budget = vlm.adapter.context_length - config.max_new_tokens
     if length > budget:
@@ -97,7 +104,7 @@ def encode_checked(
         vlm.adapter.geometry(image, inputs, index) for index, image in enumerate(first)
     )
     vlm.adapter.check_visual_tokens(inputs, geometries)
-    return inputs, geometries
+    return geometries
 
 
 def capture(vlm: VLM, inputs: ModelInputs) -> Tensor:

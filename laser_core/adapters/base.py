@@ -191,20 +191,41 @@ class VLMAdapter(ABC):
 
         A row with several images is one user turn: the image tokens of each, then the text once
         (ViCrop's original + crop). The batch's images are numbered in row order for `geometry`.
+        The same as `processor(text=..., images=...)`, in two steps (`process_image`, then
+        `encode_processed`) so that a caller can process an image once for several prompts.
         """
         if len(texts) != len(images):
             raise ValueError(f"{len(texts)} texts but {len(images)} image rows")
         rows = [[row] if isinstance(row, Image.Image) else list(row) for row in images]
-        prompts = [
-            self.prompt(text, n_images=len(row)) for text, row in zip(texts, rows, strict=True)
-        ]
-        return self.processor(
-            text=prompts,
-            images=[self.model_image(image) for row in rows for image in row],
-            padding=True,
-            return_tensors="pt",
-            **self.images_kwargs(config),
-        )
+        processed = [[self.process_image(image, config) for image in row] for row in rows]
+        return self.encode_processed(texts, processed)
+
+    def process_image(self, image: Image.Image, config: LaserConfig) -> dict[str, Tensor]:
+        """The image processor's inputs for one image (pixels; Qwen's grid too)."""
+        kwargs = self.images_kwargs(config)
+        return dict(self.image_processor([self.model_image(image)], return_tensors="pt", **kwargs))
+
+    def encode_processed(
+        self, texts: Sequence[str], rows: Sequence[Sequence[Mapping[str, Tensor]]]
+    ) -> BatchFeature:
+        """`encode` from images already processed (`process_image`), one list per text.
+
+        Uses the processor's own steps: its image-token expansion (`replace_image_token`,
+        `get_text_with_replacements`), its tokenizer, its modality ids.
+        """
+        processor = self.processor
+        pairs = zip(texts, rows, strict=True)
+        prompts = [self.prompt(text, n_images=len(row)) for text, row in pairs]
+        flat = [image for row in rows for image in row]
+        replacements = [processor.replace_image_token(image, image_idx=0) for image in flat]
+        expanded, _ = processor.get_text_with_replacements(prompts, replacements)
+        data = dict(processor.tokenizer(expanded, padding=True, return_tensors="pt"))
+        if getattr(processor, "return_mm_token_type_ids", False):
+            types = processor.create_mm_token_type_ids(data["input_ids"].tolist())
+            data["mm_token_type_ids"] = torch.tensor(types)
+        for key in flat[0] if flat else ():
+            data[key] = torch.cat([image[key] for image in flat])  # images in row order
+        return BatchFeature(data)
 
     def prompt(self, text: str, *, n_images: int = 1) -> str:
         """The model's own chat template: one user turn (the images, then the text), reply cue."""

@@ -21,7 +21,7 @@ from torch import Tensor
 from laser_core.decode import decode
 from laser_core.passes import Passes
 from laser_core.result import MethodResult
-from laser_core.stages import encode_checked, timed
+from laser_core.stages import timed
 
 
 def vcd_logits(z: Tensor, z_noise: Tensor, *, alpha: float, beta: float) -> Tensor:
@@ -62,7 +62,7 @@ def run_vcd(passes: Passes) -> MethodResult:
     vlm, image, config = passes.vlm, passes.image, passes.config
     text = passes.prompts.query
     with timed(timings, "decode"):
-        inputs, _ = encode_checked(vlm, [text, text], [image, image], config)
+        inputs, _ = passes.encode_pixels([text, text], [image, image])
         pixels = inputs["pixel_values"]
         half = pixels.shape[0] // 2  # LLaVA: one row per image; Qwen: the patches of both images
         generator = torch.Generator().manual_seed(config.seed)

@@ -86,10 +86,10 @@ def test_an_explain_result_is_reused(
     results = run_methods(vlm, photo, QUESTION, ["vanilla", "laser", "vicrop"], explained=explained)
     assert results["vanilla"].answer == explained.baseline_answer
     assert results["laser"].details is explained
-    fresh = run_methods(vlm, photo, QUESTION, ["vicrop"], CONFIG)["vicrop"]
-    assert (results["vicrop"].answer, results["vicrop"].box) == (fresh.answer, fresh.box)
     # Reused: only ViCrop's answer ran the tower (the image and its crop), no capture did.
     assert calls == [2]
+    fresh = run_methods(vlm, photo, QUESTION, ["vicrop"], CONFIG)["vicrop"]
+    assert (results["vicrop"].answer, results["vicrop"].box) == (fresh.answer, fresh.box)
 
 
 def test_an_explain_result_of_another_input_is_refused(vlm: VLM, photo: Image.Image) -> None:

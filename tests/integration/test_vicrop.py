@@ -35,19 +35,17 @@ def test_a_two_image_turn_holds_both_images_then_the_question_once(
 def test_vicrop_answers_from_the_original_and_the_crop(
     vlm: VLM, photo: Image.Image, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[list[str], list[Any]]] = []
-    encode = vlm.adapter.encode
+    calls: list[tuple[list[str], list[int]]] = []
+    encode = vlm.adapter.encode_processed
 
-    def recording(texts: list[str], images: list[Any], config: LaserConfig) -> Any:
-        calls.append((list(texts), list(images)))
-        return encode(texts, images, config)
+    def recording(texts: list[str], rows: list[list[Any]]) -> Any:
+        calls.append((list(texts), [len(row) for row in rows]))
+        return encode(texts, rows)
 
-    monkeypatch.setattr(vlm.adapter, "encode", recording)
+    monkeypatch.setattr(vlm.adapter, "encode_processed", recording)
     result = run_method(vlm, photo, QUESTION, "vicrop", LaserConfig(max_new_tokens=3))
-    texts, images = calls[-1]  # the answer's turn: one row, the image then the crop
-    assert len(texts) == 1 and texts[0].startswith(QUESTION)
-    assert len(images) == 1 and images[0][0].size == photo.size
-    assert images[0][1].size == result.input_image.size
+    texts, images_per_row = calls[-1]  # the answer's turn: one row, the image then the crop
+    assert len(texts) == 1 and texts[0].startswith(QUESTION) and images_per_row == [2]
     x0, y0, x1, y1 = result.box
     assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
     assert result.input_image.size == (x1 - x0, y1 - y0)
