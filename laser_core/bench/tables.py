@@ -283,7 +283,7 @@ def _figure5(summary: dict[str, Any]) -> list[str]:
 
 def _vat(summary: dict[str, Any]) -> list[str]:
     vat = summary.get("vat")
-    if not vat:
+    if not vat or summary["benchmark"] == "refcoco":  # its answers are not scored
         return []
     mode = summary["config"]["vat_mode"]
     return [
