@@ -59,3 +59,14 @@ def test_every_module_opens_with_what_it_is(package: str) -> None:
 
 def test_app_py_only_builds_and_launches() -> None:
     assert _imported(ROOT / "app.py") <= {"__future__", "os", "ui"}
+
+
+def test_only_the_benchmark_runner_imports_accelerate_and_only_when_it_shards() -> None:
+    importers = [p for p in _modules("laser_core") if "accelerate" in _imported(p)]
+    assert [str(p.relative_to(ROOT)) for p in importers] == ["laser_core/bench/runner.py"]
+    top_level = ast.parse(importers[0].read_text()).body  # module-level statements only
+    assert not any("accelerate" in ast.dump(node) for node in top_level if _is_import(node))
+
+
+def _is_import(node: ast.stmt) -> bool:
+    return isinstance(node, (ast.Import, ast.ImportFrom))
