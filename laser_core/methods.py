@@ -18,7 +18,8 @@ nothing it computed runs again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -63,6 +64,7 @@ def run_methods(
     config: LaserConfig | None = None,
     *,
     explained: LaserResult | None = None,
+    seeds: Mapping[str, int] | None = None,
     on_method: Callable[[str], None] | None = None,
 ) -> dict[str, MethodResult]:
     """Several methods on the same image and question, sharing the passes they share.
@@ -72,6 +74,9 @@ def run_methods(
         config: Settings; None = the METHOD.md defaults (or those of `explained`).
         explained: An `explain` result of this model, image, question and config, whose captures,
             vanilla answer and LASER answer are reused instead of computed again.
+        seeds: A seed per method (`LaserConfig.seed`: its sampler, VCD's noise), e.g. drawn from
+            (question, method) ids; no shared pass depends on the seed (captures, crops and the
+            vanilla answer are deterministic), so sharing is unchanged. None = `config.seed`.
         on_method: Called with each method's name as it starts (e.g. for progress).
 
     Raises:
@@ -88,13 +93,17 @@ def run_methods(
     else:
         passes = Passes(vlm, *prepare(vlm, image, question, config))
     results: dict[str, MethodResult] = {}
+    base = passes.config
     for method in methods:
         if on_method is not None:
             on_method(method)
         if method == "laser" and explained is not None:
             results[method] = _from_explained(explained)
-        else:
-            results[method] = _RUNNERS[method](passes)
+            continue
+        if seeds is not None and method in seeds:
+            passes.config = replace(base, seed=seeds[method])
+        results[method] = _RUNNERS[method](passes)
+        passes.config = base
     return results
 
 

@@ -103,8 +103,9 @@ class Passes:
 
     @property
     def shared_prefix(self) -> bool:
-        """Whether the prompts run on one prefilled prefix (else each is prefilled in full)."""
-        return self._prefix_tokens() > 0
+        """Whether the query-free prompt runs on the query prompt's prefix (LASER's two
+        captures share one image prefill); else it is prefilled in full."""
+        return self._shares("free")
 
     def captured(self, kind: Kind) -> Tensor | None:
         """A capture if some pass already made it, else None (nothing runs)."""
@@ -185,24 +186,20 @@ class Passes:
         return self._full[kind]
 
     def _prefix_tokens(self) -> int:
-        """Length of the shared prefix (through the last image token), 0 if the prompts part
-        before it (then every prompt is prefilled in full)."""
+        """Length of the prefix the prompts can share: the query prompt through its last image
+        token (the rest of each prompt is its own text)."""
         if self._prefix_length is None:
-            query = self._prompt("query")["input_ids"][0]
             visual = self.vlm.adapter.visual_mask(self._prompt("query"))[0]
-            length = int(visual.nonzero()[-1]) + 1
-            self._prefix_length = length if self._starts_with(query, "free", length) else 0
+            self._prefix_length = int(visual.nonzero()[-1]) + 1
         return self._prefix_length
 
-    def _starts_with(self, prefix: Tensor, kind: Kind, length: int) -> bool:
-        ids = self._prompt(kind)["input_ids"][0]
-        return len(ids) > length and bool(torch.equal(ids[:length], prefix[:length]))
-
     def _shares(self, kind: Kind) -> bool:
-        """Whether `kind`'s prompt runs on the shared prefix (a tokenizer could merge across it)."""
+        """Whether `kind`'s prompt starts with the query prompt's prefix (it does not where the
+        question comes before the image, or a tokenizer merges across the image's end)."""
         length = self._prefix_tokens()
+        ids = self._prompt(kind)["input_ids"][0]
         query = self._prompt("query")["input_ids"][0]
-        return length > 0 and self._starts_with(query, kind, length)
+        return len(ids) > length and bool(torch.equal(ids[:length], query[:length]))
 
     def _prefix_cache(self) -> Any:
         if self._prefix is None:

@@ -43,6 +43,7 @@ from laser_core.config import LaserConfig
 from laser_core.crop import box_mass_share
 from laser_core.loading import VLM, load_model
 from laser_core.methods import run_methods
+from laser_core.pipeline import explain
 from laser_core.result import MethodResult
 
 BENCHMARKS = ("textvqa", "pope", "aokvqa", "refcoco")
@@ -70,9 +71,9 @@ class RunSpec:
             raise ValueError("no method to run")
 
 
-def question_seed(config: LaserConfig, qid: str) -> int:
-    """The seed of every method on question `qid`: a function of the ids alone."""
-    return zlib.crc32(f"{config.seed}/{qid}".encode())
+def question_seed(config: LaserConfig, qid: str, method: str) -> int:
+    """The seed of `method` on question `qid`: a function of the ids alone."""
+    return zlib.crc32(f"{config.seed}/{qid}/{method}".encode())
 
 
 def run_benchmark(spec: RunSpec, queries: Sequence[Query]) -> dict[str, Any] | None:
@@ -138,26 +139,38 @@ def answer_query(
     bar: Any = None,
 ) -> list[dict[str, Any]]:
     """The records of `methods` on one query: one `run_methods` call, or error rows."""
-    seed = question_seed(config, query.qid)
-    base = {"qid": query.qid, "group": query.group, "seed": seed}
+    seeds = {m: question_seed(config, query.qid, m) for m in methods}
+    base = {"qid": query.qid, "group": query.group}
     if not query.image.is_file():
-        return [{**base, "method": m, "error": f"image not found: {query.image}"} for m in methods]
+        return [
+            {**base, "method": m, "seed": seeds[m], "error": f"image not found: {query.image}"}
+            for m in methods
+        ]
     on_method = (lambda name: bar.set_postfix_str(name)) if bar is not None else None
     start = time.perf_counter()
     try:
-        results = run_methods(
-            vlm,
-            str(query.image),
-            query.question,
-            methods,
-            replace(config, seed=seed),
-            on_method=on_method,
-        )
+        image = str(query.image)
+        if benchmark == "refcoco":  # every map, which `explain` keeps (LASER alone skips some)
+            laser_config = replace(config, seed=seeds["laser"])
+            explained = explain(vlm, image, query.question, laser_config)
+            results = run_methods(
+                vlm, image, query.question, methods, laser_config, explained=explained
+            )
+        else:
+            results = run_methods(
+                vlm, image, query.question, methods, config, seeds=seeds, on_method=on_method
+            )
     except ValueError as error:  # the library's word for unusable input (image, question)
-        return [{**base, "method": m, "error": str(error)} for m in methods]
+        return [{**base, "method": m, "seed": seeds[m], "error": str(error)} for m in methods]
     wall = time.perf_counter() - start
     return [
-        {**base, "method": name, **_scored(benchmark, query, result, vlm), "wall": wall}
+        {
+            **base,
+            "method": name,
+            "seed": seeds[name],
+            **_scored(benchmark, query, result, vlm),
+            "wall": wall,
+        }
         for name, result in results.items()
     ]
 

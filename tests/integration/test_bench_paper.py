@@ -248,8 +248,8 @@ def test_sampling_seeds_come_from_the_ids(data: Path, tmp_path: Path) -> None:
     once, twice = _records(tmp_path / "once"), _records(tmp_path / "twice")
     assert _stable(once) == _stable(twice)
     config = LaserConfig(decoding="sample", max_new_tokens=4)
-    assert all(r["seed"] == runner.question_seed(config, r["qid"]) for r in once)
-    assert len({r["seed"] for r in once}) == 3
+    assert all(r["seed"] == runner.question_seed(config, r["qid"], r["method"]) for r in once)
+    assert len({r["seed"] for r in once}) == len(once)  # every (question, method) its own
 
 
 def test_two_processes_merge_into_the_single_process_table(data: Path, tmp_path: Path) -> None:

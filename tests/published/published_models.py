@@ -164,16 +164,16 @@ class MethodRuns:
 
 
 class _ProcessorSpy:
-    """Stands in for the processor: records the prompts of each call, then delegates."""
+    """Stands in for the processor: records the prompts whose image tokens it expands (the step
+    of `adapter.encode_processed` that receives the rendered prompts), then delegates."""
 
     def __init__(self, processor: Any) -> None:
         self.wrapped = processor
         self.prompts: list[list[str]] = []
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        assert "text" in kwargs, "the adapter no longer passes text= to the processor"
-        self.prompts.append(list(kwargs["text"]))
-        return self.wrapped(*args, **kwargs)
+    def get_text_with_replacements(self, text: list[str], *args: Any, **kwargs: Any) -> Any:
+        self.prompts.append(list(text))
+        return self.wrapped.get_text_with_replacements(text, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
@@ -181,21 +181,29 @@ class _ProcessorSpy:
 
 @contextmanager
 def recording_rows(vlm: VLM) -> Iterator[list[Row]]:
-    """Every row `vlm.adapter.encode` is given while inside, with the prompt it rendered."""
+    """Every row the adapter encodes while inside (its text, the images it was processed from,
+    the prompt it rendered), whether through `encode` or from images processed once."""
     adapter = vlm.adapter
-    encode, spy = adapter.encode, _ProcessorSpy(adapter.processor)
+    encode_processed, process_image = adapter.encode_processed, adapter.process_image
+    spy = _ProcessorSpy(adapter.processor)
+    sources: dict[int, tuple[Any, Image.Image]] = {}  # id(processed) -> (processed, image)
     rows: list[Row] = []
 
-    def recording(texts: Any, images: Any, config: LaserConfig) -> Any:
+    def processing(image: Image.Image, config: LaserConfig) -> Any:
+        processed = process_image(image, config)
+        sources[id(processed)] = (processed, image)  # kept alive: ids stay unique
+        return processed
+
+    def recording(texts: Any, processed_rows: Any) -> Any:
         before = len(spy.prompts)
-        inputs = encode(texts, images, config)
-        assert len(spy.prompts) == before + 1, "expected one processor call per encode call"
-        for text, row, prompt in zip(texts, images, spy.prompts[-1], strict=True):
-            row_images = (row,) if isinstance(row, Image.Image) else tuple(row)
-            rows.append(Row(text, row_images, prompt))
+        inputs = encode_processed(texts, processed_rows)
+        assert len(spy.prompts) == before + 1, "expected one expansion per encode call"
+        for text, row, prompt in zip(texts, processed_rows, spy.prompts[-1], strict=True):
+            rows.append(Row(text, tuple(sources[id(p)][1] for p in row), prompt))
         return inputs
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(adapter, "encode", recording)
+        patch.setattr(adapter, "process_image", processing)
+        patch.setattr(adapter, "encode_processed", recording)
         patch.setattr(adapter, "processor", spy)
         yield rows
