@@ -94,8 +94,11 @@ class Case:
 
     # --- plain transformers --------------------------------------------------------------
     def prefill(self, inputs: Any) -> Any:
+        """A prefill as `generate` runs it: the cache, and the last position's logits only."""
         with torch.inference_mode():
-            return self.vlm.model(**to_device(inputs, self.vlm.device), use_cache=True)
+            return self.vlm.model(
+                **to_device(inputs, self.vlm.device), use_cache=True, logits_to_keep=1
+            )
 
     def generate(self, inputs: Any) -> Any:
         with torch.inference_mode():
@@ -115,7 +118,10 @@ class Case:
         def run() -> None:
             with torch.inference_mode():
                 self.vlm.model(
-                    **to_device(rest, self.vlm.device), past_key_values=cache, use_cache=True
+                    **to_device(rest, self.vlm.device),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
                 )
             cache.crop(self.prefix - cache.get_seq_length())
 

@@ -206,7 +206,9 @@ class Passes:
             inputs = self.vlm.adapter.prefix_inputs(self._prompt("query"), self._prefix_tokens())
             inputs = self.pre_encoded(inputs, [self.image])
             with torch.inference_mode():
-                out = self.vlm.model(**to_device(inputs, self.vlm.device), use_cache=True)
+                out = self.vlm.model(
+                    **to_device(inputs, self.vlm.device), use_cache=True, logits_to_keep=1
+                )
             self._prefix = out.past_key_values
         return self._prefix
 
