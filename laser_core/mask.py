@@ -26,21 +26,29 @@ def patch_count(k_patches: int | float, n_patches: int) -> int:
     return max(1, min(count, n_patches))
 
 
-def top_cells(heat: np.ndarray, k_patches: int | float) -> np.ndarray:
+def top_cells(
+    heat: np.ndarray, k_patches: int | float, *, on_image: np.ndarray | None = None
+) -> np.ndarray:
     """The cells with the largest map value (ties: earlier in row-major order).
 
     Only cells with a positive value are taken: a cell the question added no attention to holds
     no evidence, and masking it (an image corner, say) would only add noise to VAT. A map with
     fewer than k positive cells masks fewer; an all-zero map masks none (then I- = I+, VAT = 0).
+    Cells outside `on_image` (LLaVA's square padding) are never taken: they have no pixels to
+    fill, and counting them among the k would leave the evidence they outrank unmasked.
 
     Args:
         heat: [rows, cols] map.
-        k_patches: Count or fraction (see `patch_count`).
+        k_patches: Count or fraction of all cells (see `patch_count`).
+        on_image: [rows, cols] bool, the cells that cover image pixels; None = every cell.
 
     Returns:
         [n, 2] int array of (row, col), largest first, n <= k.
     """
-    flat = np.asarray(heat, dtype=np.float64).ravel()
+    heat = np.asarray(heat, dtype=np.float64)
+    if on_image is not None:
+        heat = np.where(on_image, heat, 0.0)
+    flat = heat.ravel()
     k = patch_count(k_patches, flat.size)
     order = np.argsort(-flat, kind="stable")[:k]
     order = order[flat[order] > 0]

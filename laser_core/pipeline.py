@@ -216,7 +216,7 @@ def _enhance(
         crop = crop_of(box)
     notify("counterfactual")
     with timed(timings, "counterfactual"):
-        cells = top_cells(heat, config.k_patches)
+        cells = top_cells(heat, config.k_patches, on_image=geometry.on_image)
         masked = mask_cells(
             image,
             geometry.cell_boxes,

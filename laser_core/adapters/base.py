@@ -47,6 +47,12 @@ class ImageGeometry:
     covered: tuple[float, float, float, float]
 
     @property
+    def on_image(self) -> np.ndarray:
+        """[rows, cols] bool: the cells that cover some of the image (not padding alone)."""
+        boxes = self.cell_boxes
+        return (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+
+    @property
     def cell_size(self) -> tuple[float, float]:
         """(width, height) of one grid cell in original pixels, before clipping."""
         rows, cols = self.grid

@@ -82,9 +82,7 @@ def vicrop_box(
     """
     rows, cols = geometry.grid
     width, height = geometry.image_size
-    boxes = geometry.cell_boxes
-    on_image = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
-    mass = np.where(on_image, np.asarray(heat, dtype=np.float64), 0.0)  # [rows, cols]
+    mass = np.where(geometry.on_image, np.asarray(heat, dtype=np.float64), 0.0)  # [rows, cols]
     cell_w, cell_h = geometry.cell_size
     best: tuple[float, float, tuple[int, int], tuple[int, int]] | None = None
     for ratio in ratios:

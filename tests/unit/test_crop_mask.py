@@ -98,3 +98,10 @@ def test_blur_fill_keeps_the_standard_deviation_of_pils_gaussian_radius(sigma) -
     assert weights.sum() == pytest.approx(1.0, abs=1e-4)
     spread = np.sqrt((weights * offsets**2).sum() / weights.sum())
     assert spread == pytest.approx(sigma, rel=0.03)
+
+
+def test_padding_cells_are_never_masked() -> None:
+    heat = np.array([[9.0, 1.0], [2.0, 3.0]])  # the brightest cell lies on padding only
+    on_image = np.array([[False, True], [True, True]])
+    assert top_cells(heat, 2).tolist() == [[0, 0], [1, 1]]
+    assert top_cells(heat, 2, on_image=on_image).tolist() == [[1, 1], [1, 0]]
