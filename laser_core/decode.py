@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from transformers import BatchFeature, LogitsProcessor, LogitsProcessorList
 
+from laser_core.cancel import check
 from laser_core.config import LaserConfig
 from laser_core.loading import VLM
 
@@ -69,6 +70,7 @@ class _Picker(LogitsProcessor):
         self.steps: list[DecodeStep] = []
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        check()  # a stopped run (laser_core.cancel) ends here, before choosing another token
         z_plus = scores[0].float()
         z_minus = scores[1].float() if scores.shape[0] > 1 else z_plus
         if self.combine is not None:

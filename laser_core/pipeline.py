@@ -21,6 +21,7 @@ from PIL import Image
 from torch import Tensor
 
 from laser_core.adapters import ImageGeometry
+from laser_core.cancel import checked
 from laser_core.config import LaserConfig
 from laser_core.contrast import vat_logits
 from laser_core.decode import DecodeStep
@@ -78,7 +79,7 @@ def explain(
     Raises:
         ValueError: unusable image or question, or settings that do not fit the model.
     """
-    notify = on_stage or _ignore
+    notify = checked(on_stage or _ignore)  # each stage first checks the stop flag
     timings: dict[str, float] = {}
     image, question, config = prepare(vlm, image, question, config)
     notify("capture")
@@ -113,7 +114,7 @@ def refocus(
     )
     timings = {"capture": 0.0}
     return _enhance(
-        vlm, result.image, result.question, config, captured, timings, on_stage or _ignore
+        vlm, result.image, result.question, config, captured, timings, checked(on_stage or _ignore)
     )
 
 
