@@ -7,6 +7,12 @@ each session keeps only display-size pictures, that working copy and the capture
 `session_ttl_s` seconds, and at most `max_sessions` sessions are kept. Model runs wait in a queue
 of `queue_size` jobs, one per session.
 
+The budget this gives: a kept LASER run of a 2048 x 2048 upload holds about 27 MB (the working
+copy 12.6 MB, four display copies 12.6 MB, the overlay base 1.8 MB; attention arrays are small),
+a CLVS run about 6 MB, so at most about `max_sessions` x 33 MB for the sessions, plus the model
+and one run at a time (taking a 40 Mpx upload in peaks at about 0.4 GB, briefly: see
+`bench/bench_intake.py`).
+
 Read at call time (`hosting_limits()`), so a test can set the variables before building a demo.
 """
 
@@ -24,7 +30,7 @@ class HostingLimits:
     max_pixels: int = 40_000_000  # LASER_MAX_PIXELS: largest decoded image, pixels (>= 1)
     work_side: int = 2048  # LASER_WORK_SIDE: long side the app downscales uploads to, px (>= 64)
     session_ttl_s: float = 900.0  # LASER_SESSION_TTL: seconds a run is kept per session (> 0)
-    max_sessions: int = 200  # LASER_MAX_SESSIONS: sessions kept in memory at once (>= 1)
+    max_sessions: int = 64  # LASER_MAX_SESSIONS: sessions kept in memory at once (>= 1)
     queue_size: int = 16  # LASER_QUEUE_SIZE: model jobs waiting or running, all users (>= 1)
     max_text: int = 2000  # LASER_MAX_TEXT: longest question or text setting, characters (>= 1)
 

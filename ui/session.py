@@ -8,7 +8,10 @@ nothing here runs a model. Sessions expire after `LASER_SESSION_TTL` seconds (`u
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +21,8 @@ from PIL import Image
 from laser_core import LaserResult, select_layer
 from viz import OverlayCanvas, fit_for_display
 
+_TRIM_DELAY_S = 1.0  # after a state is deleted, when to hand its freed memory back
+_TRIM_PENDING = threading.Event()
 DISPLAY_SIDE = 1024  # longest side of the images the app shows and keeps per session, px
 EXPLORER_SIDE = 768  # longest side of each heat-map frame in the attention explorer, px
 
@@ -84,3 +89,24 @@ def make_session(
         seconds,
         upload_size or result.image.size,
     )
+
+
+def release_memory(_: object) -> None:
+    """Delete callback of the session states: soon after Gradio drops an expired session, hand
+    the freed heap back to the system (glibc keeps it for reuse otherwise, so the server's RSS
+    would not show that sessions expire). Several expiries at once share one trim."""
+    if _TRIM_PENDING.is_set():
+        return
+    _TRIM_PENDING.set()
+    timer = threading.Timer(_TRIM_DELAY_S, _trim)  # the state is deleted after this callback
+    timer.daemon = True
+    timer.start()
+
+
+def _trim() -> None:
+    _TRIM_PENDING.clear()
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to do
+        return

@@ -9,6 +9,7 @@ import gradio as gr
 
 from ui.limits import hosting_limits
 from ui.runs import one_job_per_session
+from ui.session import release_memory
 
 # Model events share one queue slot: one accelerator holds one model and runs one call at a time.
 # Each of them reads its inputs itself (preprocess=False: clear messages for any bad value; files
@@ -30,4 +31,5 @@ def picture(label: str, *, format: str = "png", **options: Any) -> gr.Image:
 
 def session_state() -> gr.State:
     """Per-user state that Gradio deletes `LASER_SESSION_TTL` seconds after its last update."""
-    return gr.State(None, time_to_live=hosting_limits().session_ttl_s)
+    ttl = hosting_limits().session_ttl_s
+    return gr.State(None, time_to_live=ttl, delete_callback=release_memory)
