@@ -333,12 +333,12 @@ def test_typed_html_is_escaped_in_the_status_and_the_pop_up(
     popped: list[str] = []
     monkeypatch.setattr(gr, "Warning", lambda message, *_, **__: popped.append(message))
     view = handlers.explain_view(picture, "what", tiny_model, settings(force_layer=ATTACK))
-    assert "force_layer" in view.status
     rendered = markdown_it.MarkdownIt("commonmark", {"html": True}).render(view.status)
     for tag in ("<img", "<a ", "<form", "<button"):
         assert tag not in rendered, rendered
-    assert "&lt;img" in rendered and "[a link]" in rendered  # shown as typed
     assert popped and "<img" not in popped[0] and "&lt;img" in popped[0]
+    assert "&lt;img" in rendered and "[a link]" in rendered  # shown as typed
+    assert "force_layer" in view.status
 
 
 # --- 5. bad API values get a sentence ------------------------------------------------------------
