@@ -57,15 +57,6 @@ class Inputs(NamedTuple):
         return self.intake.image
 
 
-def read_image(image: Any) -> Image.Image:
-    """The working RGB image of an upload payload (see `ui.uploads.read_upload`).
-
-    Raises:
-        ValueError: no image, not an upload of this app, too large, or unreadable.
-    """
-    return read_upload(image).image
-
-
 def read_inputs(image: Any, question: Any, model: Any, settings: Sequence[Any]) -> Inputs:
     """Check every input of a model event; the image last (it is the costly one)."""
     limit = hosting_limits().max_text

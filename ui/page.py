@@ -20,7 +20,7 @@ from ui.compare import compare_tab
 from ui.explorer import RunView
 from ui.limits import hosting_limits
 from ui.models import default_model, model_choices
-from ui.runs import forget_session, one_job_per_session
+from ui.runs import forget_session, job_validator
 from ui.settings import settings_panel
 from ui.widgets import MODEL_SLOT, picture, session_state
 from viz import VAT_HEADERS
@@ -164,7 +164,7 @@ def build_demo() -> gr.Blocks:
                 [session, model, parts["layer"]],
                 run_outputs,
                 api_name="force_layer",
-                **MODEL_SLOT,
+                **{**MODEL_SLOT, "validator": job_validator(shown_on=2)},  # the layer slider
             ),
             compare,
             clvs,
@@ -181,7 +181,7 @@ def build_demo() -> gr.Blocks:
             [parts["files"], status],
             api_name="export",
             preprocess=False,
-            validator=one_job_per_session,
+            validator=job_validator(shown_on=1),  # the layer slider
         )
         demo.unload(forget_session)
     demo.queue(max_size=hosting_limits().queue_size)

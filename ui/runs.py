@@ -11,7 +11,7 @@ next job can start on the model while the cancelled one still uses it. Hence:
   stage starts and before each generated token, and raises `Cancelled`.
 - `model_turn()` also holds `_MODEL_SLOT` until the worker has really returned: a cancelled
   run's successor waits for it (at most one decoding step), never overlaps it.
-- `one_job_per_session`: a Gradio validator (it runs when a job asks to join the queue) that
+- `job_validator()`: a Gradio validator (it runs when a job asks to join the queue) that
   refuses a second job from the same session and any job beyond `queue_size`, with a sentence.
 - `forget_session`: on unload (a closed tab), the session's state is deleted at once, not after
   Gradio's default hour for closed sessions.
@@ -26,7 +26,7 @@ call, not inside it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -96,14 +96,21 @@ def model_turn(stop: RunStop | None = None) -> Iterator[RunStop]:
         _MODEL_SLOT.release()
 
 
-def one_job_per_session(*values: Any) -> list[dict[str, Any]]:
-    """Validator of every queued event: at most one job per session, `queue_size` in all.
+def job_validator(shown_on: int = 0) -> Callable[..., list[dict[str, Any]]]:
+    """A validator for a queued event: at most one job per session, `queue_size` in all.
 
-    Returns one verdict per input (Gradio's validator contract); a refusal rides on the first.
+    It returns one verdict per input (Gradio's validator contract); a refusal is shown on input
+    `shown_on` (pick a visible one: the page draws the message under it).
     """
-    problem = _why_not_queued()
-    first = gr.validate(problem is None, problem or "")
-    return [first] + [gr.validate(True, "") for _ in values[1:]]
+
+    def one_job_per_session(*values: Any) -> list[dict[str, Any]]:
+        problem = _why_not_queued()
+        verdicts = [gr.validate(True, "") for _ in values]
+        if problem is not None:
+            verdicts[min(shown_on, len(values) - 1)] = gr.validate(False, problem)
+        return verdicts
+
+    return one_job_per_session
 
 
 def _why_not_queued() -> str | None:

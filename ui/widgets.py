@@ -8,18 +8,18 @@ from typing import Any
 import gradio as gr
 
 from ui.limits import hosting_limits
-from ui.runs import one_job_per_session
+from ui.runs import job_validator
 from ui.session import release_memory
 
 # Model events share one queue slot: one accelerator holds one model and runs one call at a time.
 # Each of them reads its inputs itself (preprocess=False: clear messages for any bad value; files
 # only through `ui.uploads`) and joins the queue only if its session has no other job waiting
-# (`ui.runs.one_job_per_session`).
+# (`ui.runs.job_validator`).
 MODEL_SLOT: dict[str, Any] = {
     "concurrency_limit": 1,
     "concurrency_id": "model",
     "preprocess": False,
-    "validator": one_job_per_session,
+    "validator": job_validator(),  # the refusal is shown under the first input, the image
 }
 PICTURE_BUTTONS = ["download", "fullscreen"]  # no "share": the app runs offline
 

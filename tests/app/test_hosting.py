@@ -247,11 +247,11 @@ def test_stop_frees_the_model_at_once(
     image = handle_file(_scene_file(tmp_path, picture))
     leaving = Client(demo.local_url, verbose=False)
     job = leaving.submit(image=image, question="slow stop", max_new_tokens=2, api_name="/run")
+    other = Client(demo.local_url, verbose=False)  # the next user, already on the page
     assert slow_model.started.wait(30)
     time.sleep(0.5)
     stopped_at = time.monotonic()
     job.cancel()  # what the Stop button sends (/cancel)
-    other = Client(demo.local_url, verbose=False)
     done = other.predict(image=image, question="next one", max_new_tokens=2, api_name="/run")
     assert done[0].startswith("Done"), done[0]
     _assert_next_run_prompt(slow_model, stopped_at, "slow stop", "next one")
@@ -267,12 +267,12 @@ def test_a_client_that_leaves_stops_its_run(
         json={"data": model_event(uploaded, "slow leave", max_new_tokens=2)},
     )
     event_id = posted.json()["event_id"]
+    other = Client(url, verbose=False)  # the next user, already on the page
     with httpx.stream("GET", f"{url}gradio_api/call/run/{event_id}", timeout=60):  # open
         assert slow_model.started.wait(30)
         time.sleep(0.5)
         stopped_at = time.monotonic()
     # the connection is closed: the client has gone
-    other = Client(url, verbose=False)
     done = other.predict(
         image=uploaded,
         question="after leave",
