@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from laser_core.cancel import check
 from laser_core.config import LaserConfig
 from laser_core.loading import VLM
 
@@ -78,6 +79,7 @@ class _Picker(LogitsProcessor):
         self._values: list[Tensor] = []  # [9, k] per step: z+, z-, VAT, s and their p's
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        check()  # a stopped run (laser_core.cancel) ends here, before choosing another token
         z_plus = scores[0].float()
         z_minus = scores[1].float() if scores.shape[0] > 1 else z_plus
         if self.combine is not None:

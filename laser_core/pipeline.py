@@ -26,6 +26,7 @@ from PIL import Image
 from torch import Tensor
 
 from laser_core.adapters import ImageGeometry
+from laser_core.cancel import checked
 from laser_core.config import LaserConfig
 from laser_core.contrast import vat_logits
 from laser_core.crop import Box
@@ -100,7 +101,7 @@ def laser(
             keeps for the app); otherwise those fields of the result are None.
         on_stage: Called with each stage's name as it starts.
     """
-    notify = on_stage or _ignore
+    notify = checked(on_stage or _ignore)  # each stage first checks the stop flag
     timings: dict[str, float] = {}
     notify("capture")
     with timed(timings, "capture"):
@@ -160,7 +161,7 @@ def refocus(
         config,
         captured,
         timings,
-        on_stage or _ignore,
+        checked(on_stage or _ignore),
         encode=partial(encode_checked, vlm, config=config),
         crop_of=result.image.crop,
     )

@@ -9,6 +9,9 @@
     export.py     the slide (PNG) and the result (JSON)
     settings.py   the settings panel, generated from LaserConfig, and back to a config
     events.py     what every model event shares: input checks, messages, progress, API names
+    uploads.py    taking an image in: upload-folder check, size and pixel limits, working size
+    runs.py       stopping runs (Stop, a client gone), the model slot, one job per session
+    limits.py     the limits of a public deployment, from environment variables
     models.py     the model cache (one model at a time) and the calls that run a model
     widgets.py    component settings shared by the tabs
     texts.py      the words of the page and its CSS

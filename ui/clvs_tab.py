@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from laser_core import ClvsResult
+from laser_core.cancel import Cancelled
 from ui import models, texts
 from ui.events import (
     api_signature,
@@ -27,10 +28,13 @@ from ui.events import (
     progress_of,
     read_inputs,
     warn,
+    whole,
 )
+from ui.explorer import size_note
+from ui.runs import STOPPED, model_turn
 from ui.session import DISPLAY_SIDE, EXPLORER_SIDE
 from ui.settings import number
-from ui.widgets import MODEL_SLOT, picture
+from ui.widgets import MODEL_SLOT, picture, session_state
 from viz import OverlayCanvas, fit_for_display, heatmap_panel
 from viz.clvs_charts import attention_decay_chart, uncertainty_chart
 
@@ -40,10 +44,11 @@ class ClvsSession:
     """One user's last CLVS run, kept in gr.State (images at display size)."""
 
     result: ClvsResult
-    source_size: tuple[int, int]
+    source_size: tuple[int, int]  # the image the run used (the working resolution)
     canvas: OverlayCanvas
     model_label: str
     seconds: float
+    upload_size: tuple[int, int]  # as uploaded, before the app downscaled it
 
 
 class ClvsView(NamedTuple):
@@ -59,12 +64,24 @@ class ClvsView(NamedTuple):
     uncertainty: Any
 
 
-def make_clvs_session(result: ClvsResult, model_label: str, seconds: float) -> ClvsSession:
-    """Keep a CLVS run: overlay geometry from the original image, then a display-size copy."""
+def make_clvs_session(
+    result: ClvsResult,
+    model_label: str,
+    seconds: float,
+    *,
+    upload_size: tuple[int, int] | None = None,
+) -> ClvsSession:
+    """Keep a CLVS run: overlay geometry from the run's image, then a display-size copy."""
     canvas = OverlayCanvas(result.image, result.cell_boxes, max_side=EXPLORER_SIDE)
     small = Image.fromarray(fit_for_display(result.image, DISPLAY_SIDE))
+    size = result.image.size
     return ClvsSession(
-        dataclasses.replace(result, image=small), result.image.size, canvas, model_label, seconds
+        dataclasses.replace(result, image=small),
+        size,
+        canvas,
+        model_label,
+        seconds,
+        upload_size or size,
     )
 
 
@@ -114,7 +131,8 @@ def clvs_outputs(session: ClvsSession) -> ClvsView:
     decay = attention_decay_chart(plain, shares["after"], stop_layer=stop)
     delta = float(r.config.get("clvs_delta", 0.5))
     check = uncertainty_chart(np.asarray(r.uncertainty[0]), delta=delta, stop_layer=stop)
-    status = f"CLVS done in {session.seconds:.1f} s with the {session.model_label}."
+    size = size_note(session.source_size, session.upload_size)
+    status = f"CLVS done in {session.seconds:.1f} s with the {session.model_label}, on {size}."
     return ClvsView(
         session,
         status,
@@ -139,18 +157,24 @@ def clvs_view(
 ) -> ClvsView:
     """Run CLVS and draw its panels; on bad input only the status changes."""
     try:
-        pil, text, choice, config = read_inputs(image, question, model, settings)
+        inputs = read_inputs(image, question, model, settings)
+        choice = inputs.choice
         start = time.perf_counter()
-        progress(0.1, desc=f"Loading the {model_label(choice)} (first run only)")
-        models.load_runner(choice)
-        progress(0.3, desc="CLVS: decoding with cross-layer vision smoothing")
-        result = models.clvs_on_device(choice, pil, text, config)
+        with model_turn():
+            progress(0.1, desc=f"Loading the {model_label(choice)} (first run only)")
+            models.load_runner(choice)
+            progress(0.3, desc="CLVS: decoding with cross-layer vision smoothing")
+            result = models.clvs_on_device(choice, inputs.image, inputs.question, inputs.config)
         progress(0.9, desc="Drawing the panels")
         elapsed = time.perf_counter() - start
-        return clvs_outputs(make_clvs_session(result, model_label(choice), elapsed))
+        session = make_clvs_session(
+            result, model_label(choice), elapsed, upload_size=inputs.intake.upload_size
+        )
+        return clvs_outputs(session)
     except Exception as error:
         skip = gr.skip()
-        return ClvsView(skip, warn(friendly(error)), *([skip] * 6))
+        status = STOPPED if isinstance(error, Cancelled) else warn(friendly(error))
+        return ClvsView(skip, status, *([skip] * 6))
 
 
 @api_signature
@@ -165,7 +189,7 @@ def on_clvs_layer(session: ClvsSession | None, layer: Any, opacity: Any) -> tupl
     if session is None:
         return gr.skip(), gr.skip()
     try:
-        return clvs_frames(session, number("layer", layer), number("opacity", opacity))
+        return clvs_frames(session, whole("layer", layer), number("opacity", opacity))
     except Exception as error:
         warn(friendly(error))
         return gr.skip(), gr.skip()
@@ -174,12 +198,13 @@ def on_clvs_layer(session: ClvsSession | None, layer: Any, opacity: Any) -> tupl
 # --- layout --------------------------------------------------------------------------------------
 
 
-def clvs_tab(inputs: list[gr.components.Component]) -> None:
-    """The CLVS tab: its answer, charts and before/after maps, wired to its handlers."""
+def clvs_tab(inputs: list[gr.components.Component]) -> Any:
+    """The CLVS tab: its answer, charts and before/after maps, wired to its handlers; returns
+    the run event (for the Stop button)."""
     with gr.Tab("CLVS"):
         gr.Markdown(texts.CLVS_HELP)
         button = gr.Button("Run CLVS", variant="primary")
-        session = gr.State(None)
+        session = session_state()
         status = gr.Markdown()
         answer = gr.HTML()
         with gr.Row():
@@ -195,21 +220,16 @@ def clvs_tab(inputs: list[gr.components.Component]) -> None:
             before = picture("Without smoothing", format="jpeg", show_label=False)
             after = picture("With CLVS", format="jpeg", show_label=False)
     outputs = [session, status, answer, layer, before, after, decay, check]
-    button.click(
-        on_clvs,
-        inputs,
-        outputs,
-        preprocess=False,
-        api_name="clvs",
-        **MODEL_SLOT,
-    )
+    run = button.click(on_clvs, inputs, outputs, api_name="clvs", **MODEL_SLOT)
     for control in (layer, opacity):
         control.input(
             on_clvs_layer,
             [session, layer, opacity],
             [before, after],
-            api_name=False,
+            api_name="clvs_redraw" if control is layer else False,  # one API endpoint
+            preprocess=False,
             show_progress="hidden",
             trigger_mode="always_last",
             queue=False,
         )
+    return run

@@ -11,6 +11,7 @@ import pandas as pd
 from PIL import Image
 
 from laser_core import MethodResult
+from laser_core.cancel import Cancelled
 from ui import models, texts
 from ui.events import (
     api_signature,
@@ -21,6 +22,8 @@ from ui.events import (
     read_inputs,
     warn,
 )
+from ui.explorer import size_note
+from ui.runs import STOPPED, model_turn
 from ui.session import DISPLAY_SIDE
 from ui.widgets import MODEL_SLOT, PICTURE_BUTTONS, picture
 from viz import CHOSEN_COLOR, STATIC_COLOR, draw_box, fit_for_display
@@ -108,16 +111,27 @@ def compare_view(
 ) -> CompareView:
     """Every method of the tab (`COMPARE_METHODS`) on the same input, side by side."""
     try:
-        pil, text, choice, config = read_inputs(image, question, model, settings)
-        progress(0.0, desc=f"Loading the {model_label(choice)} (first run only)")
-        models.load_runner(choice)
-        on_method = _MethodProgress(progress)
-        by_method = models.methods_on_device(choice, pil, text, COMPARE_METHODS, config, on_method)
+        inputs = read_inputs(image, question, model, settings)
+        choice = inputs.choice
+        with model_turn():
+            progress(0.0, desc=f"Loading the {model_label(choice)} (first run only)")
+            models.load_runner(choice)
+            by_method = models.methods_on_device(
+                choice,
+                inputs.image,
+                inputs.question,
+                COMPARE_METHODS,
+                inputs.config,
+                _MethodProgress(progress),
+            )
         timed = [(by_method[m], sum(by_method[m].timings.values())) for m in COMPARE_METHODS]
-        return compare_outputs(pil, timed)
+        view = compare_outputs(inputs.image, timed)
+        size = size_note(inputs.image.size, inputs.intake.upload_size)
+        return view._replace(status=f"{view.status[:-1]}, on {size}.")
     except Exception as error:
         skip = gr.skip()
-        return CompareView(warn(friendly(error)), skip, skip, skip)
+        status = STOPPED if isinstance(error, Cancelled) else warn(friendly(error))
+        return CompareView(status, skip, skip, skip)
 
 
 @api_signature
@@ -127,8 +141,9 @@ def on_compare(progress: Any = gr.Progress(), *values: Any) -> CompareView:  # n
     return compare_view(image, question, model, settings, progress=progress_of(progress))
 
 
-def compare_tab(inputs: list[gr.components.Component]) -> None:
-    """The tab's layout, wired to `on_compare` (inputs: image, question, model, *settings)."""
+def compare_tab(inputs: list[gr.components.Component]) -> Any:
+    """The tab's layout, wired to `on_compare` (inputs: image, question, model, *settings);
+    returns the event (for the Stop button)."""
     with gr.Tab("Compare methods"):
         gr.Markdown(texts.COMPARE_HELP)
         button = gr.Button("Compare methods", variant="primary")
@@ -142,11 +157,6 @@ def compare_tab(inputs: list[gr.components.Component]) -> None:
             object_fit="contain",
         )
         table = gr.Dataframe(label="Answers", interactive=False, elem_id="compare-table")
-    button.click(
-        on_compare,
-        inputs,
-        [status, boxes, gallery, table],
-        preprocess=False,
-        api_name="compare",
-        **MODEL_SLOT,
+    return button.click(
+        on_compare, inputs, [status, boxes, gallery, table], api_name="compare", **MODEL_SLOT
     )

@@ -1,27 +1,33 @@
 """What every model event of the page shares: reading its inputs, messages, progress, API names.
 
 Bad input becomes a `ValueError` with a sentence a user can act on; `friendly` turns any error
-into such a sentence (unexpected ones are logged with their traceback, never shown), `warn` pops
-it up. `StageProgress` moves the progress bar as `laser_core` reports each stage.
+into such a sentence (unexpected ones are logged with their traceback, never shown, and server
+paths are left out), `warn` pops it up. Messages may quote what a user typed, so they are shown
+escaped: never as HTML, links or formulas. `StageProgress` moves the progress bar as
+`laser_core` reports each stage.
 """
 
 from __future__ import annotations
 
+import html
 import inspect
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
-import numpy as np
 from PIL import Image
 
 from laser_core import STAGES, LaserConfig, ModelLoadError
-from laser_core.inputs import check_question, load_image
+from laser_core.cancel import Cancelled
+from laser_core.inputs import check_question
 from ui import models
-from ui.settings import SETTINGS, config_from_values
+from ui.limits import hosting_limits
+from ui.runs import STOPPED
+from ui.settings import SETTINGS, config_from_values, number
+from ui.uploads import Intake, read_upload
 
 LOG = logging.getLogger("laser_lens")
 STAGE_LABELS = {  # laser_core.STAGES -> what the progress bar says while the stage runs
@@ -31,63 +37,88 @@ STAGE_LABELS = {  # laser_core.STAGES -> what the progress bar says while the st
     "counterfactual": "Stage 3: masking the attended cells (the counterfactual I−)",
     "decode": "Stage 4: decoding the crop against the counterfactual (VAT)",
 }
+_SETTING_NAMES = {setting.name for setting in SETTINGS}
+_PATH = re.compile(r"(?<![\w.])(?:/|[A-Za-z]:\\)[^\s'\"]+")  # an absolute path in a message
 
 
 # --- input and messages -------------------------------------------------------------------------
 
 
-def read_image(image: Any) -> Image.Image:
-    """An RGB image from what the Image component sends (an upload payload), a path or PIL.
+class Inputs(NamedTuple):
+    """A model event's inputs, checked: the working image and what else the run needs."""
 
-    Raises:
-        ValueError: no image, or a file that is not a readable image, in plain words.
-    """
-    if image is None:
-        raise ValueError(
-            "No image yet: upload one (drag and drop, paste or webcam) or pick an example."
-        )
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    name = None
-    if isinstance(image, dict):  # gradio FileData payload (the event runs with preprocess=False)
-        name, image = image.get("orig_name"), image.get("path")
-        if not image:
-            raise ValueError("The upload did not arrive: please upload the image again.")
-    try:
-        return load_image(image)
-    except ValueError as error:
-        message = str(error)
-        if not isinstance(image, Image.Image):
-            message = message.replace(str(image), f"“{name or Path(str(image)).name}”")
-        raise ValueError(f"This image cannot be used: {message}.") from None
+    intake: Intake  # the working image and the size it was uploaded at
+    question: str
+    choice: str  # the model choice
+    config: LaserConfig
+
+    @property
+    def image(self) -> Image.Image:
+        return self.intake.image
 
 
-def read_inputs(
-    image: Any, question: Any, model: Any, settings: Sequence[Any]
-) -> tuple[Image.Image, str, str, LaserConfig]:
-    pil = read_image(image)
+def read_inputs(image: Any, question: Any, model: Any, settings: Sequence[Any]) -> Inputs:
+    """Check every input of a model event; the image last (it is the costly one)."""
+    limit = hosting_limits().max_text
     text = check_question("" if question is None else question)
+    if len(text) > limit:
+        raise ValueError(f"The question is {len(text)} characters long; the limit is {limit}.")
+    for setting, value in zip(SETTINGS, settings, strict=False):
+        if isinstance(value, str) and len(value) > limit:
+            raise ValueError(
+                f"{setting.name} is {len(value)} characters long; the limit is {limit}."
+            )
     config = config_from_values(settings)
     choice = str(model or models.default_model())
-    return pil, text, choice, config
+    return Inputs(read_upload(image), text, choice, config)
+
+
+def whole(name: str, value: Any) -> int:
+    """A whole number from a control's value (e.g. a layer).
+
+    Raises:
+        ValueError: not a finite whole number, with the control's `name`.
+    """
+    parsed = number(name, value)
+    if not parsed.is_integer():
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(parsed)
 
 
 def friendly(error: Exception) -> str:
     """A message for the user; unexpected errors are logged with their traceback."""
+    if isinstance(error, Cancelled):
+        return STOPPED
     if isinstance(error, (ValueError, ModelLoadError)):
         text = str(error).strip() or type(error).__name__
+        if text.split()[0] in _SETTING_NAMES:  # a field name, as the settings panel spells it
+            return text
         return text[0].upper() + text[1:]
     LOG.exception("unexpected error in a LASER Lens handler")
-    return f"Something went wrong ({type(error).__name__}: {str(error)[:300]}). Try again."
+    detail = _PATH.sub("…", str(error))[:300]
+    return f"Something went wrong ({type(error).__name__}: {detail}). Try again."
 
 
 def warn(message: str) -> str:
-    gr.Warning(message)
-    return f"⚠️ {message}"
+    """Pop `message` up and return it for the status line, both shown as plain text."""
+    gr.Warning(html.escape(message))
+    return f"⚠️ {safe_markdown(message)}"
+
+
+def safe_markdown(text: str) -> str:
+    """`text` for a Markdown component, shown as written: no HTML, link, image, heading,
+    table or formula, whatever a user typed into it (one line; most punctuation kept)."""
+    text = " ".join(text.split()).replace("\\", "\\\\")
+    text = html.escape(text, quote=False)
+    for char in "[]`*$":
+        text = text.replace(char, "\\" + char)
+    text = re.sub(r"(?i)\b(https?|ftp|mailto|javascript|data):", r"\1\\:", text)
+    text = re.sub(r"(?i)\b(www)\.", r"\1\\.", text)
+    return text.replace("@", "\\@")
 
 
 def model_label(choice: str) -> str:
-    return "embedded toy model" if choice == models.EMBEDDED else choice
+    return models.public_model_name(choice)
 
 
 # --- progress -----------------------------------------------------------------------------------

@@ -222,6 +222,14 @@ def run_view(session: Session, *, refocused: bool = False) -> RunView:
     )
 
 
+def size_note(used: tuple[int, int], uploaded: tuple[int, int]) -> str:
+    """The image size a run used, and the upload's when the app downscaled it."""
+    note = f"the image at {used[0]} × {used[1]} px"
+    if used != uploaded:
+        note += f" (downscaled from the upload's {uploaded[0]} × {uploaded[1]})"
+    return note
+
+
 def run_status(session: Session, *, refocused: bool = False) -> str:
     """The status line: time, model, sizes, per-stage seconds, and an empty mask if any."""
     r = session.result
@@ -234,7 +242,8 @@ def run_status(session: Session, *, refocused: bool = False) -> str:
     )
     status = (
         f"{what} with the {session.model_label} ({r.n_layers} layers, "
-        f"{r.attn_query.shape[1]} heads, grid {r.grid[0]} × {r.grid[1]}). Stages: {stages}."
+        f"{r.attn_query.shape[1]} heads, grid {r.grid[0]} × {r.grid[1]}) on "
+        f"{size_note(session.source_size, session.upload_size)}. Stages: {stages}."
     )
     if len(r.masked_cells) == 0:
         status += (

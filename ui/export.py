@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ui.explorer import counterfactual_images, crop_images, layer_frames, vaq_image
+from ui.models import public_model_name
 from ui.session import Session
 from viz import save_png, slide_figure, vat_rows
 from viz.table_image import table_image
@@ -28,9 +29,13 @@ EXPORT_PREFIX = "laser-lens-"
 
 
 def result_dict(session: Session) -> dict[str, Any]:
-    """`LaserResult.to_dict()`, with the original image size (the result holds a display copy)."""
+    """`LaserResult.to_dict()`, with the size of the image the run used (the result holds a
+    display copy; boxes refer to that size), the upload's size, and the model's public name
+    (never a server folder)."""
     data = session.result.to_dict()
+    data["model_id"] = public_model_name(data["model_id"])
     data["image_size"] = list(session.source_size)
+    data["upload_size"] = list(session.upload_size)
     return data
 
 

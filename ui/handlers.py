@@ -1,8 +1,9 @@
 """The Explain tab's events: run LASER, refocus on another layer, redraw, export; the examples.
 
-Each handler checks its input, calls `laser_core` through `ui.models`, turns the result into the
-tab's outputs with `ui.explorer` and returns them; any failure becomes a message in the status
-line and a pop-up (`ui.events`), never a traceback.
+Each handler checks its input, calls `laser_core` through `ui.models` (holding the model slot,
+so a run stops when its user leaves or presses Stop: `ui.runs`), turns the result into the tab's
+outputs with `ui.explorer` and returns them; any failure becomes a message in the status line
+and a pop-up (`ui.events`), never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from laser_core.cancel import Cancelled
 from ui import models
 from ui.events import (
     StageProgress,
@@ -25,17 +27,31 @@ from ui.events import (
     progress_of,
     read_inputs,
     warn,
+    whole,
 )
 from ui.explorer import RunView, layer_frames, run_view
 from ui.export import write_exports
+from ui.limits import hosting_limits
+from ui.runs import STOPPED, model_turn
 from ui.session import Session, make_session
 from ui.settings import number
+
+NO_RUN = (
+    "Run LASER first: there is no run in this session to start from (runs are kept "
+    "{minutes} minutes)."
+)
 
 
 def _failed_run(error: Exception) -> RunView:
     """Only the status changes (a warning); every other output is left as it was."""
     skip = gr.skip()
-    return RunView(skip, warn(friendly(error)), *([skip] * (len(RunView._fields) - 2)))
+    status = STOPPED if isinstance(error, Cancelled) else warn(friendly(error))
+    return RunView(skip, status, *([skip] * (len(RunView._fields) - 2)))
+
+
+def no_run_message() -> str:
+    """What a refocus, a redraw or an export says without a kept run (none yet, or expired)."""
+    return NO_RUN.format(minutes=f"{hosting_limits().session_ttl_s / 60:g}")
 
 
 def explain_view(
@@ -49,15 +65,22 @@ def explain_view(
     """Run LASER and draw every panel; on bad input only the status changes."""
     try:
         progress(0.0, desc="Checking the image, the question and the settings")
-        pil, text, choice, config = read_inputs(image, question, model, settings)
+        inputs = read_inputs(image, question, model, settings)
+        choice = inputs.choice
         start = time.perf_counter()
-        progress(0.1, desc=f"Loading the {model_label(choice)} (first run only)")
-        models.load_runner(choice)
-        on_stage = StageProgress(progress, 0.2, 0.9)
-        result = models.explain_on_device(choice, pil, text, config, on_stage)
+        with model_turn():
+            progress(0.1, desc=f"Loading the {model_label(choice)} (first run only)")
+            models.load_runner(choice)
+            on_stage = StageProgress(progress, 0.2, 0.9)
+            result = models.explain_on_device(
+                choice, inputs.image, inputs.question, inputs.config, on_stage
+            )
         progress(0.9, desc="Drawing the panels")
         elapsed = time.perf_counter() - start
-        return run_view(make_session(result, choice, model_label(choice), elapsed))
+        session = make_session(
+            result, choice, model_label(choice), elapsed, upload_size=inputs.intake.upload_size
+        )
+        return run_view(session)
     except Exception as error:  # every failure becomes a message, never a traceback
         return _failed_run(error)
 
@@ -72,22 +95,25 @@ def refocus_view(
     """Crop, mask and decode again from `layer`, reusing the session's captured attention."""
     try:
         if session is None:
-            raise ValueError("Run LASER first: there is no captured attention to start from yet.")
+            raise ValueError(no_run_message())
         choice = str(model or models.default_model())
         if choice != session.choice:
             raise ValueError(
                 f"The model changed since the last run (that was the {session.model_label}): "
                 "press Run LASER again, then pick a layer."
             )
-        layer_index = int(number("layer", layer))
+        layer_index = whole("layer", layer)
         start = time.perf_counter()
-        progress(0.1, desc=f"Loading the {model_label(choice)} (first run only)")
-        models.load_runner(choice)
-        on_stage = StageProgress(progress, 0.2, 0.9)
-        result = models.refocus_on_device(choice, session.full_result(), layer_index, on_stage)
+        with model_turn():
+            progress(0.1, desc=f"Loading the {model_label(choice)} (first run only)")
+            models.load_runner(choice)
+            on_stage = StageProgress(progress, 0.2, 0.9)
+            result = models.refocus_on_device(choice, session.full_result(), layer_index, on_stage)
         progress(0.9, desc="Drawing the panels")
         elapsed = time.perf_counter() - start
-        refocused = make_session(result, choice, session.model_label, elapsed)
+        refocused = make_session(
+            result, choice, session.model_label, elapsed, upload_size=session.upload_size
+        )
         return run_view(refocused, refocused=True)
     except Exception as error:
         return _failed_run(error)
@@ -119,7 +145,7 @@ def on_layer(
     try:
         return layer_frames(
             session,
-            int(number("layer", layer)),
+            whole("layer", layer),
             str(heads or "method"),
             number("opacity", opacity),
             bool(smooth),
@@ -134,11 +160,11 @@ def on_export(
 ) -> tuple[Any, str]:
     """Write the slide PNG and the result JSON; returns (file paths, status)."""
     if session is None:
-        return None, warn("Run LASER first: there is nothing to export yet.")
+        return None, warn(no_run_message())
     try:
         files = write_exports(
             session,
-            int(number("layer", layer)),
+            whole("layer", layer),
             str(heads or "method"),
             number("opacity", opacity),
             bool(smooth),

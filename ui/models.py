@@ -48,12 +48,22 @@ def default_model() -> str:
     return os.environ.get("LASER_MODEL", "").strip() or EMBEDDED
 
 
+def public_model_name(model: str) -> str:
+    """A model as the page and exports may show it: a hub id as is, a local folder by its name
+    only (its place on the server stays private)."""
+    text = str(model)
+    if text == EMBEDDED:
+        return "embedded toy model"
+    looks_local = os.path.isabs(text) or text.startswith((".", "~")) or "\\" in text
+    return os.path.basename(os.path.normpath(text)) if looks_local else text
+
+
 def model_choices() -> list[tuple[str, str]]:
     """(label, value) pairs: the embedded model first, LASER_MODEL's if different, hub models."""
     choices = [("Embedded toy model (CPU, offline, seconds)", EMBEDDED)]
     chosen = default_model()
     if chosen != EMBEDDED and chosen not in HUB_MODELS:
-        choices.append((f"{chosen} (set by LASER_MODEL)", chosen))
+        choices.append((f"{public_model_name(chosen)} (set by LASER_MODEL)", chosen))
     choices += [(f"{model} (GPU + download)", model) for model in HUB_MODELS]
     return choices
 

@@ -2,7 +2,9 @@
 
 `build_demo` lays the page out and wires each event to its handler; building it loads no model
 (the first run does, through the cached `ui.models.load_runner`). Model events share one queue
-slot (one accelerator); slider redraws skip the queue (no model; about twice as fast end to end).
+slot (one accelerator), one job per session, and stop when their user leaves or presses Stop
+(`ui.runs`); slider redraws skip the queue (no model; about twice as fast end to end). The limits
+of a public deployment (upload size, pixels, queue, sessions) come from `ui.limits`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from ui import handlers, texts
 from ui.clvs_tab import clvs_tab
 from ui.compare import compare_tab
 from ui.explorer import RunView
+from ui.limits import hosting_limits
 from ui.models import default_model, model_choices
+from ui.runs import forget_session, job_validator
 from ui.settings import settings_panel
-from ui.widgets import MODEL_SLOT, picture
+from ui.widgets import MODEL_SLOT, picture, session_state
 from viz import VAT_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +35,7 @@ THEME = gr.themes.Default(
     font_mono=["ui-monospace", "SFMono-Regular", "Consolas", "DejaVu Sans Mono", "monospace"],
 )
 REDRAW: dict[str, Any] = {  # slider events: no model, no queue, only the latest value counts
-    "api_name": False,
+    "preprocess": False,  # values checked by the handler, with a message
     "show_progress": "hidden",
     "trigger_mode": "always_last",
     "queue": False,
@@ -45,8 +49,10 @@ def _map_image(kind: str) -> gr.Image:
     )
 
 
-def _inputs_column(examples_dir: Path) -> tuple[gr.Image, gr.Textbox, gr.Dropdown, gr.Button]:
-    """Image, question, model, the run button and the examples."""
+def _inputs_column(
+    examples_dir: Path,
+) -> tuple[gr.Image, gr.Textbox, gr.Dropdown, gr.Button, gr.Button]:
+    """Image, question, model, the run and stop buttons and the examples."""
     image = gr.Image(
         label="Image",
         type="pil",
@@ -58,14 +64,16 @@ def _inputs_column(examples_dir: Path) -> tuple[gr.Image, gr.Textbox, gr.Dropdow
     model = gr.Dropdown(
         model_choices(), value=default_model(), label="Model", info=texts.MODEL_NOTE
     )
-    run = gr.Button("Run LASER", variant="primary", size="lg")
+    with gr.Row():
+        run = gr.Button("Run LASER", variant="primary", size="lg", scale=3)
+        stop = gr.Button("Stop", variant="stop", size="lg", scale=1)
     examples = handlers.load_examples(examples_dir)
     expected = gr.Textbox(
         label="Expected answer (from the example)", interactive=False, visible=bool(examples)
     )
     if examples:
         gr.Examples(examples, [image, question, expected], label="Examples")
-    return image, question, model, run
+    return image, question, model, run, stop
 
 
 def _explain_tab() -> dict[str, Any]:
@@ -120,53 +128,75 @@ def _explain_tab() -> dict[str, Any]:
 
 def build_demo() -> gr.Blocks:
     """The whole page, every event wired."""
-    with gr.Blocks(title=texts.TITLE, delete_cache=(3600, 7200)) as demo:
-        session = gr.State(None)
+    with gr.Blocks(title=texts.TITLE, delete_cache=(600, 3600)) as demo:
+        session = session_state()
         gr.Markdown(texts.INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                image, question, model, run = _inputs_column(EXAMPLES_DIR)
+                image, question, model, run, stop = _inputs_column(EXAMPLES_DIR)
             with gr.Column(scale=3):
                 gr.Markdown(texts.ANSWER_HELP)
                 answer = gr.HTML(
                     '<div class="laser-answer"><div class="laser-answer-label">'
                     "LASER answer</div><div class='laser-answer-main'>…</div></div>"
                 )
-                status = gr.Markdown("Upload an image, type a question and press **Run LASER**.")
+                status = gr.Markdown(
+                    "Upload an image, type a question and press **Run LASER**.",
+                    elem_id="run-status",
+                )
         settings = settings_panel()
         model_inputs = [image, question, model, *settings]
         parts = _explain_tab()
-        compare_tab(model_inputs)
-        clvs_tab(model_inputs)
+        compare = compare_tab(model_inputs)
+        clvs = clvs_tab(model_inputs)
         with gr.Tab("About"):
             gr.Markdown(texts.CITATION)
 
         parts.update(session=session, status=status, answer=answer)
         run_outputs = [parts[name] for name in RunView._fields]
-        run_event = {"preprocess": False, **MODEL_SLOT}
-        run.click(handlers.on_run, model_inputs, run_outputs, api_name="run", **run_event)
-        question.submit(handlers.on_run, model_inputs, run_outputs, api_name=False, **run_event)
-        parts["force"].click(
-            handlers.on_force_layer,
-            [session, model, parts["layer"]],
-            run_outputs,
-            api_name="force_layer",
-            **run_event,
-        )
+        runs = [
+            run.click(handlers.on_run, model_inputs, run_outputs, api_name="run", **MODEL_SLOT),
+            question.submit(
+                handlers.on_run, model_inputs, run_outputs, api_name=False, **MODEL_SLOT
+            ),
+            parts["force"].click(
+                handlers.on_force_layer,
+                [session, model, parts["layer"]],
+                run_outputs,
+                api_name="force_layer",
+                **{**MODEL_SLOT, "validator": job_validator(shown_on=2)},  # the layer slider
+            ),
+            compare,
+            clvs,
+        ]
+        stop.click(None, None, None, cancels=runs, api_name=False)
         view = [session, *(parts[name] for name in ("layer", "heads", "opacity", "smooth"))]
         maps = [parts[name] for name in ("raw", "relative", "contrastive")]
         for control in view[1:]:
-            control.input(handlers.on_layer, view, maps, **REDRAW)
-        parts["export"].click(handlers.on_export, view, [parts["files"], status], api_name="export")
-    demo.queue(max_size=32)
+            api_name = "redraw" if control is parts["layer"] else False  # one API endpoint
+            control.input(handlers.on_layer, view, maps, api_name=api_name, **REDRAW)
+        parts["export"].click(
+            handlers.on_export,
+            view,
+            [parts["files"], status],
+            api_name="export",
+            preprocess=False,
+            validator=job_validator(shown_on=1),  # the layer slider
+        )
+        demo.unload(forget_session)
+    demo.queue(max_size=hosting_limits().queue_size)
     return demo
 
 
 def launch_options() -> dict[str, Any]:
-    """launch() arguments shared by `python app.py` and the tests (Gradio 6: theme/css here)."""
+    """launch() arguments shared by `python app.py` and the tests (Gradio 6: theme/css here),
+    with the upload and session limits of `ui.limits`."""
+    limits = hosting_limits()
     return {
         "theme": THEME,
         "css": texts.CSS,
         "allowed_paths": [str(EXAMPLES_DIR)],
         "footer_links": ["api", "settings"],
+        "max_file_size": limits.max_upload_bytes,
+        "state_session_capacity": limits.max_sessions,
     }

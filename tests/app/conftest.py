@@ -7,13 +7,16 @@ dropdown offers it. Runs are cached per test session where a test only reads the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from ui.settings import SETTINGS
@@ -88,3 +91,22 @@ def run(handlers: ModuleType, tiny_model: str, picture: Image.Image, settings: A
     view = handlers.explain_view(picture, "what colour is the box", tiny_model, settings())
     assert view.status.startswith("Done"), view.status
     return view
+
+
+@pytest.fixture
+def uploaded() -> Iterator[Callable[[str, bytes], dict[str, Any]]]:
+    """uploaded(name, data) -> the payload of a file as Gradio stores an upload (in its upload
+    folder, with `meta`); the files are removed after the test."""
+    folders: list[Path] = []
+
+    def make(name: str, data: bytes) -> dict[str, Any]:
+        folder = Path(get_upload_folder()) / f"test-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        folders.append(folder)
+        path = folder / name
+        path.write_bytes(data)
+        return {"path": str(path), "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+
+    yield make
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)

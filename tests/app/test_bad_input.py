@@ -58,18 +58,22 @@ def test_odd_image_modes(
     assert view.crop_boxed.shape == (120, 160, 3)
 
 
-def test_huge_image_is_downscaled_for_display(
+def test_huge_image_is_downscaled_to_the_working_size(
     handlers: ModuleType, tiny_model: str, settings: Any
 ) -> None:
-    huge = Image.new("RGB", (8000, 8000), (200, 180, 40))
+    """The app runs on a copy whose long side is 2048 px, and records both sizes."""
+    huge = Image.new("RGB", (6000, 4000), (200, 180, 40))
     view = handlers.explain_view(huge, "what colour is it", tiny_model, settings())
     assert _status(view).startswith("Done"), view.status
+    assert "2048 × 1365 px (downscaled from the upload's 6000 × 4000)" in view.status
     for image in (view.crop_boxed, view.crop, view.masked, view.counterfactual, view.raw):
         assert max(image.shape[:2]) <= 1100  # display copies (panels add a title strip)
-    assert view.session.source_size == (8000, 8000)
+    assert view.session.source_size == (2048, 1365)  # what the model saw; boxes refer to it
+    assert view.session.upload_size == (6000, 4000)
     assert max(view.session.result.image.size) == 1024  # panels keep display copies only
     files, _ = handlers.on_export(view.session, 0, "method", 0.5, False)
-    assert json.loads(Path(files[1]).read_text())["image_size"] == [8000, 8000]
+    exported = json.loads(Path(files[1]).read_text())
+    assert exported["image_size"] == [2048, 1365] and exported["upload_size"] == [6000, 4000]
 
 
 def test_tiny_and_extreme_images(handlers: ModuleType, tiny_model: str, settings: Any) -> None:
@@ -79,19 +83,12 @@ def test_tiny_and_extreme_images(handlers: ModuleType, tiny_model: str, settings
 
 
 def test_corrupt_upload_names_the_file(
-    handlers: ModuleType, tiny_model: str, settings: Any, tmp_path: Path
+    handlers: ModuleType, tiny_model: str, settings: Any, uploaded: Any
 ) -> None:
-    broken = tmp_path / "upload" / "holiday.jpg"
-    broken.parent.mkdir()
-    broken.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG" * 10)
-    payload = {
-        "path": str(broken),
-        "orig_name": "holiday.jpg",
-        "meta": {"_type": "gradio.FileData"},
-    }
+    payload = uploaded("holiday.jpg", b"\xff\xd8\xff\xe0 this is not really a JPEG" * 10)
     view = handlers.explain_view(payload, "what colour", tiny_model, settings())
     assert _status(view).startswith(WARNING)
-    assert "holiday.jpg" in view.status and str(tmp_path) not in view.status
+    assert "holiday.jpg" in view.status and str(Path(payload["path"]).parent) not in view.status
     empty = handlers.explain_view({"path": None}, "what colour", tiny_model, settings())
     assert "upload again" in _status(empty) or "did not arrive" in empty.status
 

@@ -241,3 +241,34 @@ def test_clvs_tab(
     page.wait_for_timeout(800)
     page.screenshot(path=str(screenshots / "app-clvs.png"), full_page=True)
     page.close()
+
+
+def test_typed_html_is_shown_as_text(
+    browser: Any, url: str, showcase: tuple[str | None, Path, str]
+) -> None:
+    """HTML and Markdown typed into a setting come back, in the status line and the pop-up, as
+    the text typed: nothing is fetched, no link or form appears."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(url, wait_until="load")
+    page.get_by_role("button", name="Run LASER").wait_for(timeout=TIMEOUT_MS)
+    _fill_inputs(page, showcase)
+    page.get_by_text("Settings: every LaserConfig field").click()
+    attack = (
+        '<img src="/probe-img.png"> [a link](/probe-link) www.probe.example '
+        '<form action="/probe-form"><button>go</button></form>'
+    )
+    page.get_by_label("force_layer").fill(attack)
+    page.get_by_role("button", name="Run LASER").click()
+    status = page.locator("#run-status")
+    page.get_by_text("force_layer must be").first.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    assert not [u for u in requested if "probe" in u], requested
+    for tag in ("img", "a", "form", "button"):
+        assert status.locator(tag).count() == 0, status.inner_html()
+    assert '<img src="/probe-img.png">' in status.inner_text()
+    toast = page.locator(".toast-body").first
+    toast.wait_for(timeout=TIMEOUT_MS)
+    assert toast.locator("img").count() == 0 and "<img" in toast.inner_text()
+    page.close()
