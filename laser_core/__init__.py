@@ -21,7 +21,7 @@ from laser_core.maps import (
     relative_attention,
 )
 from laser_core.mask import mask_cells, top_cells
-from laser_core.methods import METHODS, run_method, run_methods
+from laser_core.methods import METHODS, explains, run_method, run_methods
 from laser_core.pipeline import STAGES, explain, refocus
 from laser_core.result import LaserResult, MethodResult
 
@@ -44,6 +44,7 @@ __all__ = [
     "crop_box",
     "crop_size",
     "explain",
+    "explains",
     "head_vaq",
     "layer_maps",
     "load_model",

@@ -107,6 +107,28 @@ def run_methods(
     return results
 
 
+def explains(
+    vlm: VLM,
+    explained: LaserResult,
+    image: ImageInput,
+    question: str,
+    config: LaserConfig | None = None,
+) -> bool:
+    """Whether `explained` is an `explain` of this model, image, question and config (so that
+    `run_methods(..., explained=explained)` reuses it)."""
+    image, question, config = prepare(vlm, image, question, config or _config_of(explained))
+    same_image = explained.image is image or (
+        explained.image.size == image.size
+        and np.array_equal(np.asarray(explained.image), np.asarray(image))
+    )
+    return (
+        explained.model_id == vlm.model_id
+        and explained.question == question
+        and explained.config == config.to_dict()
+        and same_image
+    )
+
+
 def _reuse(
     vlm: VLM,
     image: ImageInput,
@@ -115,17 +137,7 @@ def _reuse(
     explained: LaserResult,
 ) -> Passes:
     """The passes of `explained`, after checking it came from this very input."""
-    image, question, config = prepare(vlm, image, question, config or _config_of(explained))
-    same_image = explained.image is image or (
-        explained.image.size == image.size
-        and np.array_equal(np.asarray(explained.image), np.asarray(image))
-    )
-    if not (
-        explained.model_id == vlm.model_id
-        and explained.question == question
-        and same_image
-        and explained.config == config.to_dict()
-    ):
+    if not explains(vlm, explained, image, question, config):
         raise ValueError("`explained` comes from another model, image, question or config")
     return Passes.from_result(vlm, explained)
 

@@ -89,7 +89,6 @@ class Passes:
                     break
                 ids.append(step.token_id)
             passes._vanilla = Decoded(result.baseline_answer, tuple(ids), steps)
-        passes._crops[result.crop_box] = result.crop_image
         return passes
 
     # --- what the methods ask for ----------------------------------------------------------

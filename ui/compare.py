@@ -24,7 +24,7 @@ from ui.events import (
 )
 from ui.explorer import size_note
 from ui.runs import STOPPED, model_turn
-from ui.session import DISPLAY_SIDE
+from ui.session import DISPLAY_SIDE, Session
 from ui.widgets import MODEL_SLOT, PICTURE_BUTTONS, picture
 from viz import CHOSEN_COLOR, STATIC_COLOR, draw_box, fit_for_display
 
@@ -107,15 +107,21 @@ def compare_view(
     model: Any,
     settings: Sequence[Any],
     *,
+    session: Session | None = None,
     progress: Callable[..., Any] = no_progress,
 ) -> CompareView:
-    """Every method of the tab (`COMPARE_METHODS`) on the same input, side by side."""
+    """Every method of the tab (`COMPARE_METHODS`) on the same input, side by side.
+
+    When the user's last LASER run (`session`, their own gr.State) was on this very image,
+    question, model and settings, its captures and answers are reused, not computed again.
+    """
     try:
         inputs = read_inputs(image, question, model, settings)
         choice = inputs.choice
         with model_turn():
             progress(0.0, desc=f"Loading the {model_label(choice)} (first run only)")
             models.load_runner(choice)
+            explained = session.full_result() if session and session.choice == choice else None
             by_method = models.methods_on_device(
                 choice,
                 inputs.image,
@@ -123,6 +129,7 @@ def compare_view(
                 COMPARE_METHODS,
                 inputs.config,
                 _MethodProgress(progress),
+                explained,
             )
         timed = [(by_method[m], sum(by_method[m].timings.values())) for m in COMPARE_METHODS]
         view = compare_outputs(inputs.image, timed)
@@ -134,16 +141,18 @@ def compare_view(
         return CompareView(status, skip, skip, skip)
 
 
-@api_signature
+@api_signature(state="session")
 def on_compare(progress: Any = gr.Progress(), *values: Any) -> CompareView:  # noqa: B008
-    """Compare event: values = image, question, model, *settings."""
-    image, question, model, *settings = values
-    return compare_view(image, question, model, settings, progress=progress_of(progress))
+    """Compare event: values = image, question, model, *settings, the Explain tab's session."""
+    image, question, model, *settings, session = values
+    return compare_view(
+        image, question, model, settings, session=session, progress=progress_of(progress)
+    )
 
 
-def compare_tab(inputs: list[gr.components.Component]) -> Any:
-    """The tab's layout, wired to `on_compare` (inputs: image, question, model, *settings);
-    returns the event (for the Stop button)."""
+def compare_tab(inputs: list[gr.components.Component], session: gr.State) -> Any:
+    """The tab's layout, wired to `on_compare` (inputs: image, question, model, *settings, and
+    the Explain tab's session, whose run it reuses); returns the event (for the Stop button)."""
     with gr.Tab("Compare methods"):
         gr.Markdown(texts.COMPARE_HELP)
         button = gr.Button("Compare methods", variant="primary")
@@ -158,5 +167,9 @@ def compare_tab(inputs: list[gr.components.Component]) -> Any:
         )
         table = gr.Dataframe(label="Answers", interactive=False, elem_id="compare-table")
     return button.click(
-        on_compare, inputs, [status, boxes, gallery, table], api_name="compare", **MODEL_SLOT
+        on_compare,
+        [*inputs, session],
+        [status, boxes, gallery, table],
+        api_name="compare",
+        **MODEL_SLOT,
     )

@@ -153,11 +153,20 @@ class StageProgress:
 MODEL_EVENT_INPUTS = ("image", "question", "model", *(s.name for s in SETTINGS))
 
 
-def api_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
+def api_signature(fn: Callable[..., Any] | None = None, *, state: str | None = None) -> Any:
     """Give a `(progress, *values)` model event named parameters, so the API lists `question`,
-    `k_heads`, ... (not param_7) and every one is optional (None = the control's default)."""
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    parameters = [inspect.Parameter("progress", kind, default=gr.Progress())]
-    parameters += [inspect.Parameter(name, kind, default=None) for name in MODEL_EVENT_INPUTS]
-    fn.__signature__ = inspect.Signature(parameters)
-    return fn
+    `k_heads`, ... (not param_7) and every one is optional (None = the control's default).
+
+    `state` names a last gr.State input (hidden from the API: Gradio fills it), e.g.
+    `@api_signature(state="session")`.
+    """
+
+    def named(fn: Callable[..., Any]) -> Callable[..., Any]:
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        names = [*MODEL_EVENT_INPUTS, *([state] if state else [])]
+        parameters = [inspect.Parameter("progress", kind, default=gr.Progress())]
+        parameters += [inspect.Parameter(name, kind, default=None) for name in names]
+        fn.__signature__ = inspect.Signature(parameters)
+        return fn
+
+    return named(fn) if fn is not None else named

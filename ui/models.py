@@ -23,6 +23,7 @@ from laser_core import (
     LaserResult,
     MethodResult,
     explain,
+    explains,
     load_model,
     refocus,
     run_clvs,
@@ -127,9 +128,16 @@ def methods_on_device(
     methods: tuple[str, ...],
     config: LaserConfig,
     on_method: Callable[[str], None] | None = None,
+    explained: LaserResult | None = None,
 ) -> dict[str, MethodResult]:
-    """`run_methods`: several methods on one input, sharing the passes they share."""
-    return run_methods(load_runner(choice), image, question, methods, config, on_method=on_method)
+    """`run_methods`: several methods on one input, sharing the passes they share, and reusing
+    `explained` (the user's last LASER run) when it was run on this very input."""
+    vlm = load_runner(choice)
+    if explained is not None and not explains(vlm, explained, image, question, config):
+        explained = None
+    return run_methods(
+        vlm, image, question, methods, config, explained=explained, on_method=on_method
+    )
 
 
 @_on_gpu

@@ -147,7 +147,7 @@ def build_demo() -> gr.Blocks:
         settings = settings_panel()
         model_inputs = [image, question, model, *settings]
         parts = _explain_tab()
-        compare = compare_tab(model_inputs)
+        compare = compare_tab(model_inputs, session)
         clvs = clvs_tab(model_inputs)
         with gr.Tab("About"):
             gr.Markdown(texts.CITATION)

@@ -225,12 +225,38 @@ def test_run_progress_names_every_stage(
 def test_compare_methods_side_by_side(
     handlers: ModuleType, tiny_model: str, picture: Image.Image, settings: Any
 ) -> None:
-    view = on_compare(None, picture, "what colour", tiny_model, *settings())
+    view = on_compare(None, picture, "what colour", tiny_model, *settings(), None)
     assert view.status.startswith("Compared")
     assert list(view.table["method"]) == [METHOD_NAMES[m] for m in COMPARE_METHODS]
     assert len(view.gallery) == len(COMPARE_METHODS)
     assert all(image.ndim == 3 and caption for image, caption in view.gallery)
     assert view.boxes.shape == (picture.height, picture.width, 3)
+
+
+def test_compare_reuses_the_user_s_own_run_of_the_same_input(
+    handlers: ModuleType,
+    tiny_model: str,
+    picture: Image.Image,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from laser_core.passes import Passes
+
+    reused: list[object] = []
+    original = Passes.from_result.__func__
+
+    def spying(cls: type, vlm: Any, result: Any) -> Any:
+        reused.append(result)
+        return original(cls, vlm, result)
+
+    monkeypatch.setattr(Passes, "from_result", classmethod(spying))
+    run = handlers.explain_view(picture, "what colour", tiny_model, settings())
+    view = on_compare(None, picture, "what colour", tiny_model, *settings(), run.session)
+    assert len(reused) == 1 and reused[0].answer == run.session.result.answer
+    laser_row = list(view.table["method"]).index(METHOD_NAMES["laser"])
+    assert view.table["answer"][laser_row] == run.session.result.answer
+    other = on_compare(None, picture, "what shape", tiny_model, *settings(), run.session)
+    assert other.status.startswith("Compared") and len(reused) == 1  # another question: cold
 
 
 def test_sessions_are_independent(
