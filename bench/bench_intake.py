@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import uuid
-import zlib
 from pathlib import Path
 
 import numpy as np
+from bench_load import blank_png  # a flat PNG of any size, written row by row
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,24 +81,6 @@ def noisy_images(folder: Path) -> list[Path]:
     return [folder / name for name in files]
 
 
-def flat_png(path: Path, side: int) -> Path:
-    """A valid grey PNG of side x side, written row by row (12000 px: about 0.45 MB)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    compressor = zlib.compressobj(9)
-    row = b"\0" + b"\x80" * (3 * side)
-    body = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
-    return path
-
-
 def measure(code: str, path: Path, root: Path) -> None:
     env = {**os.environ, "LASER_MAX_UPLOAD_MB": "1000"}
     out = subprocess.run(
@@ -128,7 +109,7 @@ def main() -> None:
             for path in noisy_images(folder):
                 measure(INTAKE, path, root)
         for side in (6000, 12000):
-            measure(RUN, flat_png(folder / f"flat{side}.png", side), root)
+            measure(RUN, blank_png(folder / f"flat{side}.png", side, side), root)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

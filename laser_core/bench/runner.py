@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -41,6 +40,7 @@ from laser_core.bench.datasets import DataError, Query
 from laser_core.bench.metrics import aokvqa_accuracy, pointing_hit, pope_parse, vqa_accuracy
 from laser_core.config import LaserConfig
 from laser_core.crop import box_mass_share
+from laser_core.files import write_atomic
 from laser_core.loading import VLM, load_model
 from laser_core.methods import run_methods
 from laser_core.pipeline import explain
@@ -347,16 +347,3 @@ class Journal:
             if key not in best or (best[key].get("error") and not record.get("error")):
                 best[key] = record
         return [best[(q.qid, m)] for q in queries for m in methods if (q.qid, m) in best]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a temporary sibling, then rename it over `path`: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

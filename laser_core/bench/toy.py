@@ -17,8 +17,6 @@ Questions without a box (existence answered "no") count for accuracy only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from laser_core.clvs import ClvsResult, cells_in_box
 from laser_core.config import LaserConfig
 from laser_core.crop import Box, box_mass_share, crop_size
+from laser_core.files import write_atomic
 from laser_core.loading import VLM
 from laser_core.methods import METHODS, run_method, run_methods
 from laser_core.pipeline import explain
@@ -261,18 +260,6 @@ def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / "toy_bench.json", folder / "toy_bench.md"
-    _write_atomic(json_path, json.dumps(report, indent=1) + "\n")
-    _write_atomic(md_path, markdown(report))
+    write_atomic(json_path, json.dumps(report, indent=1) + "\n")
+    write_atomic(md_path, markdown(report))
     return json_path, md_path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a temporary sibling, then rename it over `path`: never a half-written file."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
