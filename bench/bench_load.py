@@ -242,7 +242,8 @@ def html_and_nan(server: Server, work: Path) -> tuple[list[float], str, str]:
     _, status = client.predict(
         layer=1, heads="method", opacity="nan", smooth=False, api_name="/export"
     )
-    return [seconds], "no", f"html shown as text: {escaped}; nan: “{status[2:50]}”"
+    message = status.split(" ", 1)[-1][:48]  # without the warning sign
+    return [seconds], "no", f"html shown as text: {escaped}; nan: “{message}”"
 
 
 def main() -> None:
