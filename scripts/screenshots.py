@@ -37,7 +37,7 @@ def slide_shot() -> Path:
     from viz import save_png
 
     examples = handlers.load_examples(ROOT / "assets" / "examples")
-    path, question, _ = next((row for row in examples if "pattern" in row[1]), examples[0])
+    path, question, *_ = next((row for row in examples if "pattern" in row[1]), examples[0])
     with Image.open(path) as opened:
         image = opened.convert("RGB")
     view = handlers.explain_view(image, question, EMBEDDED, [s.default for s in SETTINGS])

@@ -73,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=str(ROOT / "assets" / "examples"),
         help="where example scenes + examples.json are written after training",
     )
+    ap.add_argument(
+        "--example-scenes", type=int, default=200, help="held-out scenes scanned for the examples"
+    )
     ap.add_argument("--run-dir", default=str(ROOT / ".train" / "run"))
     ap.add_argument("--out", default=str(ROOT / "assets" / "models" / "laser-toy"))
     return ap.parse_args(argv)

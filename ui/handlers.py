@@ -175,7 +175,8 @@ def on_export(
 
 
 def load_examples(folder: Path) -> list[list[str]]:
-    """[image path, question, expected answer] rows from folder/examples.json; [] if absent."""
+    """[image path, question, expected answer, caption] rows from folder/examples.json; [] if
+    absent or unreadable."""
     path = folder / "examples.json"
     try:
         data = json.loads(path.read_text())
@@ -188,5 +189,6 @@ def load_examples(folder: Path) -> list[list[str]]:
             continue
         image = folder / str(item["image"])
         if image.is_file():
-            rows.append([str(image), str(item["question"]), str(item.get("answer", ""))])
+            fields = (item["question"], item.get("answer", ""), item.get("caption", ""))
+            rows.append([str(image), *map(str, fields)])
     return rows

@@ -71,8 +71,11 @@ def _inputs_column(
     expected = gr.Textbox(
         label="Expected answer (from the example)", interactive=False, visible=bool(examples)
     )
+    caption = gr.Textbox(
+        label="What this example shows", interactive=False, visible=bool(examples), lines=2
+    )
     if examples:
-        gr.Examples(examples, [image, question, expected], label="Examples")
+        gr.Examples(examples, [image, question, expected, caption], label="Examples")
     return image, question, model, run, stop
 
 

@@ -1,13 +1,10 @@
-"""Held-out evaluation through the real processor, and the example scenes the app ships.
+"""Held-out evaluation through the real processor.
 
-Both go through `answer`, the processor + ``generate`` path the library itself uses, not the
-training shortcuts of `data`.
+It goes through `answer`, the processor + ``generate`` path the library itself uses, not the
+training shortcuts of `data`. The app's example rows are picked by `examples`.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,51 +63,3 @@ def evaluate(
     )
     print(f"[eval {n_scenes} held-out scenes] {line}", flush=True)
     return result
-
-
-def write_examples(
-    model: LlavaForConditionalGeneration,
-    processor: LlavaProcessor,
-    out_dir: Path,
-    *,
-    start: int = 900_000,
-) -> None:
-    """Save a few held-out example scenes the model handles, plus ``examples.json``.
-
-    Non-mark questions are kept when the full-view answer is right; mark questions when the
-    answer from the true object's crop is right (the case LASER's zoom is for).
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # No relation example: the model answers those at chance (see the model card).
-    wanted = ["colour", "shape", "exist", "mark", "mark", "shape"]
-    examples: list[dict] = []
-    for seed in W.heldout_seeds(300, start=start):
-        if not wanted:
-            break
-        scene = W.make_scene(seed)
-        if len(scene.objects) < 3:
-            continue
-        q = W.make_question(scene, np.random.default_rng(seed), wanted[0])
-        if q is None:
-            continue
-        text = q.text + W.SUFFIX
-        view = scene.image.crop(W.crop_box(q.box)) if q.kind == "mark" else scene.image
-        if answer(model, processor, view, text) != q.answer:
-            continue
-        full = answer(model, processor, scene.image, text)
-        name = f"scene_{seed}.png"
-        scene.image.save(out_dir / name)
-        examples.append(
-            {
-                "image": name,
-                "question": q.text,
-                "answer": q.answer,
-                "kind": q.kind,
-                "box": list(q.box) if q.box else None,
-                "seed": seed,
-                "model_full_view_answer": full,
-            }
-        )
-        wanted.pop(0)
-    (out_dir / "examples.json").write_text(json.dumps(examples, indent=2) + "\n")
-    print(f"wrote {len(examples)} examples to {out_dir}", flush=True)

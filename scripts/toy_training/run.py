@@ -17,8 +17,11 @@ from pathlib import Path
 import torch
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
+from laser_core import load_model
+
 from .data import Pixels, Prompts, check_fast_path
-from .evaluate import evaluate, write_examples
+from .evaluate import evaluate
+from .examples import write_examples
 from .model import build_model, build_processor
 from .tune import init_projector, train_llava
 from .vision import train_vision
@@ -115,5 +118,7 @@ def _export(
     model.save_pretrained(Path(args.out))
     processor.save_pretrained(Path(args.out))
     result = evaluate(model, processor, n_scenes=args.eval_scenes)
-    write_examples(model, processor, Path(args.examples))
+    write_examples(
+        load_model(Path(args.out), device="cpu"), Path(args.examples), scenes=args.example_scenes
+    )
     return result

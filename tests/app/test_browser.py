@@ -102,7 +102,7 @@ def showcase(
         from ui import models
 
         label = dict((v, k) for k, v in models.model_choices())[models.EMBEDDED]
-        image, question, _ = next((row for row in examples if "pattern" in row[1]), examples[0])
+        image, question, *_ = next((row for row in examples if "pattern" in row[1]), examples[0])
         return label, Path(image), question
     image = tmp_path_factory.mktemp("showcase") / "scene.png"
     scene(800, 600).save(image)
@@ -206,7 +206,7 @@ def test_compare_tab(
 
 
 def test_an_example_fills_the_inputs(browser: Any, url: str, app_module: ModuleType) -> None:
-    _, text, expected = load_examples(ui_page.EXAMPLES_DIR)[0]
+    _, text, expected, caption = load_examples(ui_page.EXAMPLES_DIR)[0]
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(url, wait_until="load")
     page.get_by_text(text).first.click(timeout=TIMEOUT_MS)
@@ -217,6 +217,7 @@ def test_an_example_fills_the_inputs(browser: Any, url: str, app_module: ModuleT
     )
     assert page.get_by_label("Question").input_value() == text
     assert page.get_by_label("Expected answer (from the example)").input_value() == expected
+    assert page.get_by_label("What this example shows").input_value() == caption
     page.get_by_role("button", name="Run LASER").click()
     page.wait_for_function(
         "() => { const a = document.querySelector('.laser-answer-main');"

@@ -289,12 +289,16 @@ def test_examples_are_read_when_present(handlers: ModuleType, tmp_path: Path) ->
     assert handlers.load_examples(tmp_path) == []
     Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
     rows = [
-        {"image": "a.png", "question": "what?", "answer": "red"},
+        {"image": "a.png", "question": "what?", "answer": "red", "caption": "a red square"},
+        {"image": "a.png", "question": "and?"},
         {"image": "missing.png", "question": "q"},
         {"question": "no image"},
     ]
     (tmp_path / "examples.json").write_text(json.dumps(rows))
-    assert handlers.load_examples(tmp_path) == [[str(tmp_path / "a.png"), "what?", "red"]]
+    assert handlers.load_examples(tmp_path) == [
+        [str(tmp_path / "a.png"), "what?", "red", "a red square"],
+        [str(tmp_path / "a.png"), "and?", "", ""],
+    ]
     (tmp_path / "examples.json").write_text("{broken")
     assert handlers.load_examples(tmp_path) == []
 

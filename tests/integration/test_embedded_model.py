@@ -86,3 +86,23 @@ def test_examples_exist_and_load(toy) -> None:
         image = Image.open(EXAMPLES.parent / ex["image"]).convert("RGB")
         assert image.size == (W.CANVAS, W.CANVAS)
         assert ex["answer"] in ANSWERS and ex["question"].endswith("?")
+
+
+def test_example_captions_hold_for_the_shipped_model() -> None:
+    """Each row's recorded answers are what `explain` gives now; the first row is LASER's win."""
+    from PIL import Image
+
+    from laser_core import explain, load_model
+    from laser_core.bench.toy import normalise
+
+    examples = json.loads(EXAMPLES.read_text())
+    assert [ex["role"] for ex in examples][:1] == ["win"]
+    vlm = load_model(MODEL_DIR, device="cpu")
+    for ex in examples:
+        image = Image.open(EXAMPLES.parent / ex["image"]).convert("RGB")
+        result = explain(vlm, image, ex["question"])
+        assert normalise(result.baseline_answer or "") == ex["vanilla_answer"], ex["caption"]
+        assert normalise(result.answer) == ex["laser_answer"], ex["caption"]
+        assert f"'{ex['laser_answer']}'" in ex["caption"]
+    win = examples[0]
+    assert win["laser_answer"] == win["answer"] != win["vanilla_answer"]
