@@ -122,6 +122,17 @@ def _fill_inputs(page: Any, showcase: tuple[str | None, Path, str]) -> None:
         page.get_by_role("option", name=label).click()
 
 
+def _fill_and_keep(field: Any, text: str) -> None:
+    """Fill a field of a panel that has just opened; Gradio may mount the panel's components a
+    moment after their inputs appear and reset them to their value then, so fill until it stays."""
+    for _ in range(10):
+        field.fill(text)
+        field.page.wait_for_timeout(300)
+        if field.input_value() == text:
+            return
+    raise AssertionError(f"the field kept being reset; it holds {field.input_value()!r}")
+
+
 def _wait_for_new_src(page: Any, elem_id: str, old: str) -> None:
     page.wait_for_function(
         "([id, old]) => { const img = document.querySelector(`#${id} img`);"
@@ -260,7 +271,7 @@ def test_typed_html_is_shown_as_text(
         '<img src="/probe-img.png"> [a link](/probe-link) www.probe.example '
         '<form action="/probe-form"><button>go</button></form>'
     )
-    page.get_by_label("force_layer").fill(attack)
+    _fill_and_keep(page.get_by_label("force_layer"), attack)
     page.get_by_role("button", name="Run LASER").click()
     status = page.locator("#run-status")
     page.get_by_text("force_layer must be").first.wait_for(timeout=TIMEOUT_MS)
