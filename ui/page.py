@@ -49,10 +49,8 @@ def _map_image(kind: str) -> gr.Image:
     )
 
 
-def _inputs_column(
-    examples_dir: Path,
-) -> tuple[gr.Image, gr.Textbox, gr.Dropdown, gr.Button, gr.Button]:
-    """Image, question, model, the run and stop buttons and the examples."""
+def _inputs_column() -> tuple[gr.Image, gr.Textbox, gr.Dropdown, gr.Button, gr.Button]:
+    """Image, question, model, the run and stop buttons."""
     image = gr.Image(
         label="Image",
         type="pil",
@@ -67,16 +65,18 @@ def _inputs_column(
     with gr.Row():
         run = gr.Button("Run LASER", variant="primary", size="lg", scale=3)
         stop = gr.Button("Stop", variant="stop", size="lg", scale=1)
-    examples = handlers.load_examples(examples_dir)
-    expected = gr.Textbox(
-        label="Expected answer (from the example)", interactive=False, visible=bool(examples)
-    )
-    caption = gr.Textbox(
-        label="What this example shows", interactive=False, visible=bool(examples), lines=2
-    )
-    if examples:
-        gr.Examples(examples, [image, question, expected, caption], label="Examples")
     return image, question, model, run, stop
+
+
+def _examples(examples_dir: Path, image: gr.Image, question: gr.Textbox) -> None:
+    """The example rows, each with its expected answer and a line on what it shows."""
+    examples = handlers.load_examples(examples_dir)
+    if not examples:
+        return
+    with gr.Row():
+        expected = gr.Textbox(label="Expected answer (from the example)", interactive=False)
+        caption = gr.Textbox(label="What this example shows", interactive=False, scale=3)
+    gr.Examples(examples, [image, question, expected, caption], label="Examples")
 
 
 def _explain_tab() -> dict[str, Any]:
@@ -136,7 +136,7 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(texts.INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                image, question, model, run, stop = _inputs_column(EXAMPLES_DIR)
+                image, question, model, run, stop = _inputs_column()
             with gr.Column(scale=3):
                 gr.Markdown(texts.ANSWER_HELP)
                 answer = gr.HTML(
@@ -147,6 +147,7 @@ def build_demo() -> gr.Blocks:
                     "Upload an image, type a question and press **Run LASER**.",
                     elem_id="run-status",
                 )
+                _examples(EXAMPLES_DIR, image, question)
         settings = settings_panel()
         model_inputs = [image, question, model, *settings]
         parts = _explain_tab()
