@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from laser_core import EMBEDDED_MODEL, load_model  # noqa: E402
-from scripts.toy_training.examples import write_examples  # noqa: E402
+from scripts.toy_training.examples import SCENES, write_examples  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(EMBEDDED_MODEL), help="model folder")
     ap.add_argument("--out", default=str(ROOT / "assets" / "examples"))
-    ap.add_argument("--scenes", type=int, default=200, help="held-out scenes to scan")
+    ap.add_argument("--scenes", type=int, default=SCENES, help="held-out scenes to scan")
     args = ap.parse_args(argv)
     write_examples(load_model(Path(args.model), device="cpu"), Path(args.out), scenes=args.scenes)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from scripts.toy_training.data import CROP_KINDS_V2, FULL_KINDS_V2  # noqa: E402
+from scripts.toy_training.examples import SCENES  # noqa: E402
 from scripts.toy_training.run import run_training  # noqa: E402
 
 
@@ -74,7 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where example scenes + examples.json are written after training",
     )
     ap.add_argument(
-        "--example-scenes", type=int, default=200, help="held-out scenes scanned for the examples"
+        "--example-scenes",
+        type=int,
+        default=SCENES,
+        help="held-out scenes scanned for the examples",
     )
     ap.add_argument("--run-dir", default=str(ROOT / ".train" / "run"))
     ap.add_argument("--out", default=str(ROOT / "assets" / "models" / "laser-toy"))

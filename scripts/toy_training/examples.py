@@ -26,9 +26,11 @@ import numpy as np
 from laser_core import VLM, explain
 from laser_core.bench.toy import normalise
 from laser_core.crop import Box
+from laser_core.files import write_atomic
 from laser_core.toy import scenes as W
 
 START = 900_000  # offset into the held-out seeds: scenes 1 900 000 and on
+SCENES = 200  # held-out scenes scanned for the roles
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def run_question(vlm: VLM, scene: W.Scene, question: W.Question) -> Run:
     )  # fmt: skip
 
 
-def pick(vlm: VLM, *, scenes: int = 200, start: int = START) -> list[tuple[Role, W.Scene, Run]]:
+def pick(vlm: VLM, *, scenes: int = SCENES, start: int = START) -> list[tuple[Role, W.Scene, Run]]:
     """The first scene that shows each role, among ``scenes`` held-out ones, in role order."""
     found: dict[str, tuple[Role, W.Scene, Run]] = {}
     for seed in W.heldout_seeds(scenes, start=start):
@@ -144,13 +146,15 @@ def pick(vlm: VLM, *, scenes: int = 200, start: int = START) -> list[tuple[Role,
     return [found[role.name] for role in ROLES if role.name in found]
 
 
-def write_examples(vlm: VLM, out_dir: Path, *, scenes: int = 200) -> list[dict]:
-    """Pick the rows, save their scenes and ``examples.json`` (replacing the old ones)."""
+def write_examples(vlm: VLM, out_dir: Path, *, scenes: int = SCENES) -> list[dict]:
+    """Pick the rows, then save their scenes and ``examples.json`` in place of the old ones.
+
+    The old files stay until the new rows are known, and the JSON is replaced atomically.
+    """
+    picked = pick(vlm, scenes=scenes)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("scene_*.png"):
-        old.unlink()
     rows = []
-    for role, scene, run in pick(vlm, scenes=scenes):
+    for role, scene, run in picked:
         name = f"scene_{scene.seed}.png"
         scene.image.save(out_dir / name)
         rows.append(
@@ -168,6 +172,10 @@ def write_examples(vlm: VLM, out_dir: Path, *, scenes: int = 200) -> list[dict]:
                 "laser_crop": list(run.crop_box),
             }
         )
-    (out_dir / "examples.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_atomic(out_dir / "examples.json", json.dumps(rows, indent=2) + "\n")
+    kept = {row["image"] for row in rows}
+    for old in out_dir.glob("scene_*.png"):
+        if old.name not in kept:
+            old.unlink()
     print(f"wrote {len(rows)} examples to {out_dir}: {[r['role'] for r in rows]}", flush=True)
     return rows
