@@ -1,7 +1,7 @@
 """Train the embedded toy LLaVA (``assets/models/laser-toy``) on the synthetic world.
 
 A tiny model of the real LLaVA architecture (CLIP vision tower + Llama text model) is built from
-scratch and trained in two phases, on CPU:
+scratch and trained in two phases, on a GPU when one is present (``--device``), else on the CPU:
 
 1. ``vision``: the CLIP tower alone learns per-patch colour / shape / mark labels (a stand-in
    for CLIP pre-training; end-to-end training from random weights stayed at chance).
@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--vision-hidden", type=int, default=128)
     ap.add_argument("--vision-layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--device", default=None, help="torch device (default: cuda, else mps, else cpu)"
+    )
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=0)

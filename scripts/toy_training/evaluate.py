@@ -21,7 +21,7 @@ def answer(
     """Greedy answer through the real processor (the path the library uses)."""
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    inputs = processor(images=image, text=prompt, return_tensors="pt")
+    inputs = processor(images=image, text=prompt, return_tensors="pt").to(model.device)
     out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
     new = out[0, inputs["input_ids"].shape[1] :]
     return processor.tokenizer.decode(new, skip_special_tokens=True).strip()

@@ -28,7 +28,7 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     """The checkpoint at ``path``, or None when there is none yet (a fresh phase)."""
     if not path.exists():
         return None
-    return torch.load(path, weights_only=False)
+    return torch.load(path, weights_only=False, map_location="cpu")
 
 
 def due(step: int, every: int, total: int) -> bool:

@@ -18,6 +18,7 @@ import torch
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from laser_core import load_model
+from laser_core.loading import pick_device
 
 from .data import Pixels, Prompts, check_fast_path
 from .evaluate import evaluate
@@ -46,13 +47,18 @@ def run_training(args: argparse.Namespace) -> None:
         vision_hidden=args.vision_hidden,
         vision_layers=args.vision_layers,
     )
+    device = args.device or pick_device()
+    model.to(device)
     pixels, prompts = Pixels(processor), Prompts(processor)
     check_fast_path(processor, pixels, prompts)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: {n_params / 1e6:.2f}M parameters; vocab {len(processor.tokenizer)}", flush=True)
+    print(
+        f"model: {n_params / 1e6:.2f}M parameters; vocab {len(processor.tokenizer)}; on {device}",
+        flush=True,
+    )
 
     if args.export_only:
-        state = torch.load(run_dir / "llava.pt", weights_only=False)
+        state = torch.load(run_dir / "llava.pt", weights_only=False, map_location=device)
         model.load_state_dict(state["model"])
         print(f"exporting the LLaVA checkpoint of step {state['step']}", flush=True)
     else:
@@ -89,7 +95,7 @@ def _train_phases(
         ckpt_every=args.ckpt_every,
     )
     if not (run_dir / "llava.pt").exists():  # fresh LLaVA phase: take the trained tower
-        state = torch.load(run_dir / "vision.pt", weights_only=False)
+        state = torch.load(run_dir / "vision.pt", weights_only=False, map_location="cpu")
         model.model.vision_tower.load_state_dict(state["tower"])
         if args.projector_init == "heads":
             init_projector(model, state["heads"], processor.tokenizer, gain=args.init_gain)
@@ -114,7 +120,7 @@ def _export(
     model: LlavaForConditionalGeneration, processor: LlavaProcessor, args: argparse.Namespace
 ) -> dict:
     """Save model + processor to ``args.out``, evaluate, write the example scenes."""
-    model.eval()
+    model.eval().to("cpu")
     model.save_pretrained(Path(args.out))
     processor.save_pretrained(Path(args.out))
     result = evaluate(model, processor, n_scenes=args.eval_scenes)

@@ -103,8 +103,17 @@ def train_llava(
     for step in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = g["scale"] * cosine_lr(step, steps, lr, warmup=100)
-        x, ids, mask, lab = llava_batch(
-            step, batch, pixels, prompts, total=steps, full_kinds=full_kinds, crop_kinds=crop_kinds
+        x, ids, mask, lab = (
+            t.to(model.device)
+            for t in llava_batch(
+                step,
+                batch,
+                pixels,
+                prompts,
+                total=steps,
+                full_kinds=full_kinds,
+                crop_kinds=crop_kinds,
+            )
         )
         out = model(input_ids=ids, attention_mask=mask, pixel_values=x, labels=lab)
         opt.zero_grad()

@@ -41,7 +41,7 @@ def _heads_loss(
         feats: [batch, patch, hidden] tower features.
         y: [batch, 3, patch] labels from `data.vision_batch`.
     """
-    loss, acc = torch.zeros(()), []
+    loss, acc = torch.zeros((), device=feats.device), []
     for h, head in enumerate(heads):
         logits = head(feats)
         loss = loss + F.cross_entropy(logits.flatten(0, 1), y[:, h].flatten(), ignore_index=-100)
@@ -66,7 +66,7 @@ def train_vision(
     The checkpoint holds tower, heads, optimizer and step; a finished phase is a no-op.
     """
     tower = model.model.vision_tower
-    heads = build_heads(model.config.vision_config.hidden_size)
+    heads = build_heads(model.config.vision_config.hidden_size).to(model.device)
     params = list(tower.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     start = 0
@@ -80,7 +80,7 @@ def train_vision(
     for step in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, lr)
-        x, y = vision_batch(step, batch, pixels)
+        x, y = (t.to(model.device) for t in vision_batch(step, batch, pixels))
         feats = tower(pixel_values=x).last_hidden_state[:, 1:]  # [batch, patch, hidden]
         loss, step_acc = _heads_loss(heads, feats, y)
         acc.extend(step_acc)
