@@ -23,6 +23,7 @@ from laser_core.loading import pick_device
 from .data import Pixels, Prompts, check_fast_path
 from .evaluate import evaluate
 from .examples import write_examples
+from .loop import load_checkpoint
 from .model import build_model, build_processor
 from .tune import init_projector, train_llava
 from .vision import train_vision
@@ -47,7 +48,7 @@ def run_training(args: argparse.Namespace) -> None:
         vision_hidden=args.vision_hidden,
         vision_layers=args.vision_layers,
     )
-    device = args.device or pick_device()
+    device = pick_device(args.device)
     model.to(device)
     pixels, prompts = Pixels(processor), Prompts(processor)
     check_fast_path(processor, pixels, prompts)
@@ -58,7 +59,9 @@ def run_training(args: argparse.Namespace) -> None:
     )
 
     if args.export_only:
-        state = torch.load(run_dir / "llava.pt", weights_only=False, map_location=device)
+        state = load_checkpoint(run_dir / "llava.pt")
+        if state is None:
+            raise SystemExit(f"--export-only: no LLaVA checkpoint in {run_dir}")
         model.load_state_dict(state["model"])
         print(f"exporting the LLaVA checkpoint of step {state['step']}", flush=True)
     else:
@@ -95,7 +98,8 @@ def _train_phases(
         ckpt_every=args.ckpt_every,
     )
     if not (run_dir / "llava.pt").exists():  # fresh LLaVA phase: take the trained tower
-        state = torch.load(run_dir / "vision.pt", weights_only=False, map_location="cpu")
+        state = load_checkpoint(run_dir / "vision.pt")
+        assert state is not None  # train_vision has just saved it
         model.model.vision_tower.load_state_dict(state["tower"])
         if args.projector_init == "heads":
             init_projector(model, state["heads"], processor.tokenizer, gain=args.init_gain)
