@@ -3,17 +3,24 @@
 A tiny model of the real LLaVA architecture (CLIP vision tower + Llama text model) is built from
 scratch and trained in two phases, on a GPU when one is present (``--device``), else on the CPU:
 
-1. ``vision``: the CLIP tower alone learns per-patch colour / shape / mark labels (a stand-in
-   for CLIP pre-training; end-to-end training from random weights stayed at chance).
+1. ``vision``: the CLIP tower alone learns per-patch colour / shape / mark labels and each
+   patch's place (a stand-in for CLIP pre-training; end-to-end training from random weights
+   stayed at chance).
 2. ``llava``: tower frozen; the projector starts as "vision heads -> word embeddings" (see
    ``init_projector``) and, with the language model, learns to answer questions, with a
    curriculum from 1-2 to 1-4 objects, full views and zoomed crops around objects (the crop
-   the LASER method takes), plus query-free and generic prompts so those are in distribution.
+   the LASER method takes), ViCrop's two-image turns, plus query-free and generic prompts so
+   those are in distribution. A grounding loss teaches two heads of one layer to look at the
+   asked object (``tune.GroundingLoss``).
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py --vision-steps 1000 --llava-steps 2200
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 70 min
+    python scripts/train_embedded.py --device cuda --workers 3          # GPU: a few minutes
+
+The model card (``assets/models/laser-toy/README.md``) gives the command, time and accuracy of
+the shipped weights.
 """
 
 from __future__ import annotations
@@ -32,10 +39,10 @@ from scripts.toy_training.run import run_training  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; ``argv`` None = ``sys.argv[1:]``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--vision-steps", type=int, default=1000)
+    ap.add_argument("--vision-steps", type=int, default=800)
     ap.add_argument("--vision-batch", type=int, default=32)
     ap.add_argument("--vision-lr", type=float, default=2e-3)
-    ap.add_argument("--llava-steps", type=int, default=2200)
+    ap.add_argument("--llava-steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument(
@@ -55,11 +62,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="LLaVA phase: projector from random, or from the vision heads + word embeddings",
     )
     ap.add_argument("--init-gain", type=float, default=0.2, help="see init_projector")
+    ap.add_argument(
+        "--place-gain",
+        type=float,
+        default=0.5,
+        help="size of the place directions, in word-embedding norms (see init_projector)",
+    )
+    ap.add_argument(
+        "--ground-weight",
+        type=float,
+        default=1.0,
+        help="LLaVA phase: weight of the grounding loss (tune.GroundingLoss; 0 = off)",
+    )
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--vision-hidden", type=int, default=128)
     ap.add_argument("--vision-layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that make batches ahead (0: this one; on a GPU, a few keep it busy)",
+    )
     ap.add_argument(
         "--device", default=None, help="torch device (default: cuda, else mps, else cpu)"
     )
@@ -81,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--example-scenes",
         type=int,
         default=SCENES,
-        help="held-out scenes scanned for the examples",
+        help="held-out scenes scanned for the examples (0: leave the examples as they are)",
     )
     ap.add_argument("--run-dir", default=str(ROOT / ".train" / "run"))
     ap.add_argument("--out", default=str(ROOT / "assets" / "models" / "laser-toy"))

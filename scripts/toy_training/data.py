@@ -9,6 +9,9 @@ equivalents of the processor that `check_fast_path` compares with the real one.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image
@@ -16,14 +19,17 @@ from transformers import LlavaProcessor
 
 from laser_core.toy import scenes as W
 
-from .model import IMAGE_TOKEN, PATCH, VIEW
+from .model import GRID, IMAGE_TOKEN, VIEW
 
 CROP_SIDES = (192, 224, 224, 224, 256)  # crop sides (px on the 448 canvas) seen in training
+VICROP_SIDES = (64, 224)  # range of the second image's side in two-image (ViCrop) turns
+TWO_IMAGE_EVERY = 8  # every 8th LLaVA batch is ViCrop's turn: the full view, then a crop
 MARK_LEGIBLE_SIDE = 256  # views wider than this carry no mark label in the vision phase
 FULL_KINDS = ("exist", "colour", "shape", "relation", "mark")  # full-view question mix
 CROP_KINDS = ("mark", "mark", "mark", "colour", "shape", "exist")  # zoomed-view question mix
-# The mixes of the shipped run: more of the kinds that were slow to learn.
-FULL_KINDS_V2 = ("exist", "exist", "colour", "shape", "shape", "relation", "relation", "mark")
+# The mixes of the shipped run: more of the kinds that were slow to learn (at 16 x 16, full-view
+# colour stayed near 50 % with one share in eight, so it has two in nine).
+FULL_KINDS_V2 = ("exist", "colour", "shape", "relation") * 2 + ("mark",)
 CROP_KINDS_V2 = ("mark", "mark", "colour", "shape", "shape", "exist")
 
 
@@ -47,18 +53,18 @@ class Prompts:
     def __init__(self, processor: LlavaProcessor):
         self.processor = processor
         self.tok = processor.tokenizer
-        self.n_image = (VIEW // PATCH) ** 2
-        self.cache: dict[str, list[int]] = {}
+        self.n_image = GRID**2
+        self.cache: dict[tuple[str, int], list[int]] = {}
 
-    def __call__(self, text: str) -> list[int]:
-        if text not in self.cache:
-            messages = [
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
-            ]
+    def __call__(self, text: str, *, images: int = 1) -> list[int]:
+        """The ids of a user turn with ``text`` and ``images`` images, then "assistant :"."""
+        if (text, images) not in self.cache:
+            content = [{"type": "image"}] * images + [{"type": "text", "text": text}]
+            messages = [{"role": "user", "content": content}]
             prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
             prompt = prompt.replace(IMAGE_TOKEN, IMAGE_TOKEN * self.n_image)
-            self.cache[text] = self.tok(prompt, add_special_tokens=False)["input_ids"]
-        return self.cache[text]
+            self.cache[(text, images)] = self.tok(prompt, add_special_tokens=False)["input_ids"]
+        return self.cache[(text, images)]
 
     def answer(self, text: str) -> list[int]:
         return self.tok(" " + text, add_special_tokens=False)["input_ids"] + [self.tok.eos_token_id]
@@ -85,8 +91,10 @@ def _view_box(obj: W.ToyObject, side: int, rng: np.random.Generator) -> W.Box:
     # Mostly near-centred (the LASER crop is centred on attention), sometimes anywhere.
     cx, cy = W.crop_box(obj.box, side=side)[:2]
     jitter = side // 6 if rng.random() < 0.7 else side
-    x = int(np.clip(cx + rng.integers(-jitter, jitter + 1), lo_x, max(lo_x, hi_x)))
-    y = int(np.clip(cy + rng.integers(-jitter, jitter + 1), lo_y, max(lo_y, hi_y)))
+    if hi_x < lo_x or hi_y < lo_y:  # a window smaller than the object: centre it on the object
+        return W.crop_box(obj.box, side=side)
+    x = int(np.clip(cx + rng.integers(-jitter, jitter + 1), lo_x, hi_x))
+    y = int(np.clip(cy + rng.integers(-jitter, jitter + 1), lo_y, hi_y))
     return (x, y, x + side, y + side)
 
 
@@ -95,29 +103,47 @@ def _max_objects(step: int, total: int) -> int:
     return 2 if step < 0.2 * total else W.MAX_OBJECTS
 
 
+def _share(scene: W.Scene, box: W.Box, index: int) -> np.ndarray:
+    """[GRID * GRID] share of each patch of the view covered by object ``index`` (-1: the
+    background)."""
+    x0, y0, x1, _ = box
+    cell = (x1 - x0) // GRID
+    inside = scene.labels[y0 : y0 + GRID * cell, x0 : x0 + GRID * cell] == index
+    return inside.reshape(GRID, cell, GRID, cell).mean((1, 3)).ravel()
+
+
 def _patch_labels(scene: W.Scene, box: W.Box) -> np.ndarray:
-    """[3, 64] int64 (colour, shape, mark) class per patch of the view; -100 = ignore."""
-    x0, y0, x1, y1 = box
-    side = x1 - x0
-    ids = scene.labels[y0:y1, x0:x1].astype(np.int64) + 1  # 0 = background
-    cell = side // (VIEW // PATCH)
-    g = VIEW // PATCH
-    onehot = np.eye(W.MAX_OBJECTS + 1, dtype=np.float32)[ids[: g * cell, : g * cell]]
-    frac = onehot.reshape(g, cell, g, cell, -1).mean((1, 3)).reshape(g * g, -1)  # [64, 5]
-    owner = frac[:, 1:].argmax(1)
-    out = np.full((3, g * g), -100, np.int64)
-    is_obj = frac[np.arange(g * g), owner + 1] >= 0.3
-    is_bg = frac[:, 0] >= 0.8
-    out[0, is_bg] = 0  # shape and mark are learnt on object patches only (bg would swamp them)
-    for p in np.nonzero(is_obj)[0]:
+    """[3, GRID * GRID] int64 (colour, shape, mark) class per patch of the view; -100 = ignore."""
+    shares = np.stack([_share(scene, box, i) for i in range(len(scene.objects))], 1)
+    owner = shares.argmax(1)
+    out = np.full((3, GRID * GRID), -100, np.int64)
+    out[0, _share(scene, box, -1) >= 0.8] = 0  # shape and mark: object patches only
+    legible = box[2] - box[0] <= MARK_LEGIBLE_SIDE
+    for p in np.nonzero(shares.max(1) >= 0.3)[0]:
         o = scene.objects[owner[p]]
         out[0, p] = list(W.COLOURS).index(o.colour) + 1
         out[1, p] = W.SHAPES.index(o.shape) + 1
-        out[2, p] = W.MARKS.index(o.mark) + 1 if side <= MARK_LEGIBLE_SIDE else -100
+        out[2, p] = W.MARKS.index(o.mark) + 1 if legible else -100
     return out
 
 
-# ----------------------------------------------------------------------------- batches
+def object_patches(scene: W.Scene, box: W.Box, index: int) -> np.ndarray:
+    """[GRID * GRID] bool: the patches of the view mostly on object ``index`` (at least its
+    best-covered patch when it shows at all)."""
+    share = _share(scene, box, index)
+    mask = share >= 0.3
+    if not mask.any() and share.max() > 0:
+        mask[share.argmax()] = True
+    return mask
+
+
+def _crop_side(rng: np.random.Generator) -> int:
+    """A training crop's side: mostly LASER's (192-256 px), a quarter ViCrop's (64-224 px)."""
+    if rng.random() < 0.25:
+        return int(rng.integers(VICROP_SIDES[0], VICROP_SIDES[1] + 1))
+    return int(rng.choice(CROP_SIDES))
+
+
 def vision_batch(step: int, size: int, pixels: Pixels) -> tuple[torch.Tensor, torch.Tensor]:
     """Vision-phase batch of ``step``: 40% full views, 60% crops around one object.
 
@@ -130,13 +156,59 @@ def vision_batch(step: int, size: int, pixels: Pixels) -> tuple[torch.Tensor, to
     for _ in range(size):
         scene = W.make_scene(int(rng.integers(W.HELD_OUT_START)))
         if rng.random() < 0.4:
-            box: W.Box = (0, 0, W.CANVAS, W.CANVAS)
+            box: W.Box = FULL
         else:
             obj = scene.objects[int(rng.integers(len(scene.objects)))]
-            box = _view_box(obj, int(rng.choice(CROP_SIDES)), rng)
+            box = _view_box(obj, _crop_side(rng), rng)
         xs.append(pixels(scene.image.crop(box)))
         ys.append(_patch_labels(scene, box))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+FULL: W.Box = (0, 0, W.CANVAS, W.CANVAS)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training turn: the views of a scene it shows, the user text and the answer.
+
+    ``look`` names the objects (indices into ``scene.objects``) the two grounding heads should
+    attend to when answering: the asked object twice, or a relation's subject and reference;
+    None when no single object is asked about (query-free, generic, an absent object).
+    """
+
+    scene: W.Scene
+    views: tuple[W.Box, ...]
+    text: str
+    answer: str
+    look: tuple[int, int] | None
+
+    def images(self) -> list[Image.Image]:
+        return [self.scene.image.crop(v) for v in self.views]
+
+
+def _look(scene: W.Scene, q: W.Question) -> tuple[int, int] | None:
+    """The (subject, reference) objects of ``q``; the reference of a relation is named last."""
+    if q.box is None:
+        return None
+    subject = next(i for i, o in enumerate(scene.objects) if o.box == q.box)
+    if q.kind != "relation":
+        return subject, subject
+    match = re.search(r"the (\w+) object\?$", q.text)
+    assert match is not None, q.text
+    reference = next(i for i, o in enumerate(scene.objects) if o.colour == match.group(1))
+    return subject, reference
+
+
+def _full_question(scene: W.Scene, rng: np.random.Generator, kinds: tuple[str, ...]) -> W.Question:
+    """A question of one of ``kinds`` (relation only when the scene has two objects or more)."""
+    usable = [k for k in kinds if k != "relation" or len(scene.objects) > 1]
+    kind: W.QuestionKind = usable[int(rng.integers(len(usable)))]  # type: ignore[assignment]
+    q = W.make_question(scene, rng, kind)
+    if q is None:
+        q = W.make_question(scene, rng, "colour")
+    assert q is not None
+    return q
 
 
 def llava_example(
@@ -146,32 +218,53 @@ def llava_example(
     *,
     full_kinds: tuple[str, ...] = FULL_KINDS,
     crop_kinds: tuple[str, ...] = CROP_KINDS,
-) -> tuple[Image.Image, str, str]:
-    """One (view image, user text, answer) training example; a kind listed twice is twice as
-    likely."""
+) -> Example:
+    """One single-image training turn; a kind listed twice is twice as likely."""
     n = int(rng.integers(1, _max_objects(step, total) + 1))
     scene = W.make_scene(int(rng.integers(W.HELD_OUT_START)), n_objects=n)
     u = rng.random()
     if u < 0.07:  # query-free prompt: the most salient colour
-        return scene.image, W.SUFFIX.strip(), W.salient_colour(scene)
+        return Example(scene, (FULL,), W.SUFFIX.strip(), W.salient_colour(scene), None)
     if u < 0.14:  # generic prompt: a short description
-        return scene.image, W.GENERIC_QUESTION + W.SUFFIX, W.describe(scene)
+        return Example(scene, (FULL,), W.GENERIC_QUESTION + W.SUFFIX, W.describe(scene), None)
     if u < 0.55:  # full view, any kind
-        kinds = [k for k in full_kinds if k != "relation" or n > 1]
-        q = W.make_question(scene, rng, kinds[int(rng.integers(len(kinds)))])
-        if q is None:
-            q = W.make_question(scene, rng, "colour")
-        assert q is not None
-        return scene.image, q.text + W.SUFFIX, q.answer
+        q = _full_question(scene, rng, full_kinds)
+        return Example(scene, (FULL,), q.text + W.SUFFIX, q.answer, _look(scene, q))
     # Zoomed view around a target object, question about that object.
     target = scene.objects[int(rng.integers(n))]
-    box = _view_box(target, int(rng.choice(CROP_SIDES)), rng)
-    kind = rng.choice(list(crop_kinds))
-    q = W.make_question(scene, rng, kind, target=target)
+    box = _view_box(target, _crop_side(rng), rng)
+    q = W.make_question(scene, rng, rng.choice(list(crop_kinds)), target=target)
     assert q is not None
     if q.kind == "exist" and q.answer == "yes" and q.box is None:
         raise AssertionError("exist-yes must have a box")
-    return scene.image.crop(box), q.text + W.SUFFIX, q.answer
+    return Example(scene, (box,), q.text + W.SUFFIX, q.answer, _look(scene, q))
+
+
+def two_image_example(
+    rng: np.random.Generator, step: int, total: int, *, full_kinds: tuple[str, ...]
+) -> Example:
+    """ViCrop's turn: the full view and a 64-224 px crop around one object, then a question."""
+    n = int(rng.integers(1, _max_objects(step, total) + 1))
+    scene = W.make_scene(int(rng.integers(W.HELD_OUT_START)), n_objects=n)
+    target = int(rng.integers(n))
+    side = int(rng.integers(VICROP_SIDES[0], VICROP_SIDES[1] + 1))
+    box = _view_box(scene.objects[target], side, rng)
+    kinds = tuple(k for k in full_kinds if k != "relation")  # the crop is about one object
+    kind: W.QuestionKind = kinds[int(rng.integers(len(kinds)))]  # type: ignore[assignment]
+    q = W.make_question(scene, rng, kind, target=scene.objects[target])
+    assert q is not None
+    return Example(scene, (FULL, box), q.text + W.SUFFIX, q.answer, _look(scene, q))
+
+
+def _grounding_targets(ex: Example, n_seq: int, image_positions: list[int]) -> np.ndarray:
+    """[2, n_seq] bool: the image-token positions the two grounding heads should attend to."""
+    out = np.zeros((2, n_seq), bool)
+    if ex.look is None:
+        return out
+    masks = [np.concatenate([object_patches(ex.scene, v, i) for v in ex.views]) for i in ex.look]
+    for head, mask in enumerate(masks):
+        out[head, np.asarray(image_positions)[mask]] = True
+    return out
 
 
 def llava_batch(
@@ -183,26 +276,40 @@ def llava_batch(
     total: int,
     full_kinds: tuple[str, ...],
     crop_kinds: tuple[str, ...],
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """LLaVA-phase batch of ``step`` (of ``total``, for the curriculum), right-padded.
+) -> tuple[torch.Tensor, ...]:
+    """LLaVA-phase batch of ``step`` (of ``total``, for the curriculum), right-padded; every
+    ``TWO_IMAGE_EVERY``-th batch is made of two-image turns.
 
     Returns:
-        pixel values [batch, 3, VIEW, VIEW]; input ids, attention mask and labels, each
-        [batch, seq] int64 (labels -100 on the prompt and the padding: only answers are learnt).
+        pixel values [batch x images, 3, VIEW, VIEW]; input ids, attention mask and labels, each
+        [batch, seq] int64 (labels -100 on the prompt and the padding: only answers are learnt);
+        the last prompt position [batch] int64 (where the first answer word is predicted); the
+        grounding targets [batch, 2, seq] bool (see `Example.look`).
     """
     rng = np.random.default_rng([2, step])
-    xs, seqs, labels = [], [], []
+    two = step % TWO_IMAGE_EVERY == TWO_IMAGE_EVERY - 1
+    xs, seqs, labels, examples = [], [], [], []
     for _ in range(size):
-        image, text, answer = llava_example(
-            rng, step, total, full_kinds=full_kinds, crop_kinds=crop_kinds
-        )
-        xs.append(pixels(image))
-        p, a = prompts(text), prompts.answer(answer)
+        if two:
+            ex = two_image_example(rng, step, total, full_kinds=full_kinds)
+        else:
+            ex = llava_example(rng, step, total, full_kinds=full_kinds, crop_kinds=crop_kinds)
+        xs.extend(pixels(image) for image in ex.images())
+        p, a = prompts(ex.text, images=len(ex.views)), prompts.answer(ex.answer)
         seqs.append(p + a)
         labels.append([-100] * len(p) + a)
+        examples.append(ex)
     width = max(len(s) for s in seqs)
     pad = prompts.tok.pad_token_id
     ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
     lab = torch.tensor([s + [-100] * (width - len(s)) for s in labels])
     mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
-    return torch.from_numpy(np.stack(xs)), ids, mask, lab
+    last = torch.tensor([lab[b].ne(-100).nonzero()[0, 0].item() - 1 for b in range(size)])
+    image_id = prompts.tok.convert_tokens_to_ids(IMAGE_TOKEN)
+    targets = np.stack(
+        [
+            _grounding_targets(ex, width, (ids[b] == image_id).nonzero()[:, 0].tolist())
+            for b, ex in enumerate(examples)
+        ]
+    )
+    return torch.from_numpy(np.stack(xs)), ids, mask, lab, last, torch.from_numpy(targets)

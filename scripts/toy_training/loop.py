@@ -1,13 +1,16 @@
-"""What both training loops share: the learning-rate schedule and atomic checkpoints."""
+"""What both training loops share: the learning-rate schedule, atomic checkpoints, and batches
+made ahead in worker processes."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
@@ -34,3 +37,34 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 def due(step: int, every: int, total: int) -> bool:
     """Whether to log / save after 0-based ``step``: every ``every`` steps and at the end."""
     return (step + 1) % every == 0 or step + 1 == total
+
+
+class _Steps(Dataset):
+    """Batch ``i`` of this dataset is ``make(start + i)``."""
+
+    def __init__(self, make: Callable[[int], Any], start: int, stop: int) -> None:
+        self.make, self.start, self.stop = make, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> Any:
+        return self.make(self.start + i)
+
+
+def batches(
+    make: Callable[[int], Any], start: int, stop: int, *, workers: int
+) -> Iterator[tuple[int, Any]]:
+    """``(step, make(step))`` for ``step`` in ``start .. stop - 1``, in order.
+
+    Every batch is a function of its step alone (`data`), so making them ahead in ``workers``
+    processes (0 = in this one) changes how fast they come, not what they are. A GPU step is
+    much shorter than making its batch in one process; on a 2-core CPU, 0 is best.
+    """
+    if workers == 0:
+        yield from ((step, make(step)) for step in range(start, stop))
+        return
+    loader = DataLoader(
+        _Steps(make, start, stop), batch_size=None, num_workers=workers, prefetch_factor=4
+    )
+    yield from zip(range(start, stop), loader, strict=True)

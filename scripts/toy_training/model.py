@@ -13,7 +13,9 @@ from laser_core.toy import scenes as W
 from laser_core.toy.tokenizer import build_word_tokenizer
 
 VIEW = 64  # model input side, px
-PATCH = 8  # vision patch side, px -> 8 x 8 = 64 visual tokens
+PATCH = 4  # vision patch side, px -> 16 x 16 = 256 visual tokens
+GRID = VIEW // PATCH  # visual tokens per side
+MAX_POSITIONS = 1024  # ViCrop's answer holds two images (2 x 256 tokens) plus the text
 IMAGE_TOKEN = "<image>"
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -87,7 +89,7 @@ def build_model(
             "num_attention_heads": 4,
             "num_key_value_heads": 4,
             "vocab_size": len(tok),
-            "max_position_embeddings": 256,
+            "max_position_embeddings": MAX_POSITIONS,
             "tie_word_embeddings": False,
             "pad_token_id": tok.pad_token_id,
             "bos_token_id": tok.eos_token_id,

@@ -1,7 +1,8 @@
 """The whole run, resumable: build, phase 1 (``vision``), phase 2 (``llava``), then export.
 
 Seeded: torch's global RNG is seeded once before the model is built, and every batch is a
-function of its step (`data`), so the same arguments give the same weights. Checkpoints
+function of its step (`data`), so on the CPU the same arguments give the same weights (on a
+GPU they do not: its attention backward is not deterministic). Checkpoints
 ``vision.pt`` and ``llava.pt`` in the run folder are picked up again by the next invocation:
 a finished phase is skipped, an interrupted one continues from its last checkpoint, and the
 result equals that of an uninterrupted run with the same arguments.
@@ -96,13 +97,20 @@ def _train_phases(
         lr=args.vision_lr,
         log_every=args.log_every,
         ckpt_every=args.ckpt_every,
+        workers=args.workers,
     )
     if not (run_dir / "llava.pt").exists():  # fresh LLaVA phase: take the trained tower
         state = load_checkpoint(run_dir / "vision.pt")
         assert state is not None  # train_vision has just saved it
         model.model.vision_tower.load_state_dict(state["tower"])
         if args.projector_init == "heads":
-            init_projector(model, state["heads"], processor.tokenizer, gain=args.init_gain)
+            init_projector(
+                model,
+                state["heads"],
+                processor.tokenizer,
+                gain=args.init_gain,
+                place_gain=args.place_gain,
+            )
     train_llava(
         model,
         pixels,
@@ -114,21 +122,29 @@ def _train_phases(
         tower_lr_scale=args.tower_lr_scale,
         full_kinds=tuple(args.full_kinds.split(",")),
         crop_kinds=tuple(args.crop_kinds.split(",")),
+        ground_weight=args.ground_weight,
         log_every=args.log_every,
         ckpt_every=args.ckpt_every,
         eval_every=args.eval_every,
+        workers=args.workers,
     )
 
 
 def _export(
     model: LlavaForConditionalGeneration, processor: LlavaProcessor, args: argparse.Namespace
 ) -> dict:
-    """Save model + processor to ``args.out``, evaluate, write the example scenes."""
+    """Save model + processor to ``args.out`` (from the CPU), evaluate on the training device,
+    write the example scenes."""
+    device = model.device
     model.eval().to("cpu")
+    model.set_attn_implementation("sdpa")  # training's grounding hook is not part of the model
     model.save_pretrained(Path(args.out))
     processor.save_pretrained(Path(args.out))
-    result = evaluate(model, processor, n_scenes=args.eval_scenes)
-    write_examples(
-        load_model(Path(args.out), device="cpu"), Path(args.examples), scenes=args.example_scenes
-    )
+    result = evaluate(model.to(device), processor, n_scenes=args.eval_scenes)
+    if args.example_scenes > 0:  # 0: keep the example rows as they are
+        write_examples(
+            load_model(Path(args.out), device="cpu"),
+            Path(args.examples),
+            scenes=args.example_scenes,
+        )
     return result

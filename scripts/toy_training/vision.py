@@ -2,13 +2,15 @@
 
 A stand-in for CLIP pre-training (end-to-end training from random weights stayed at chance):
 three linear heads on the tower's patch features (CLS dropped) classify each patch's colour
-(or background), and the shape and mark of the object covering it. The heads are kept in the
+(or background), and the shape and mark of the object covering it; a fourth regresses the
+patch's column and row, which the language model reads for relations. The heads are kept in the
 checkpoint: the LLaVA phase starts its projector from them (`tune.init_projector`).
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,30 +21,38 @@ from transformers import LlavaForConditionalGeneration
 from laser_core.toy import scenes as W
 
 from .data import Pixels, vision_batch
-from .loop import cosine_lr, due, load_checkpoint, save_checkpoint
+from .loop import batches, cosine_lr, due, load_checkpoint, save_checkpoint
+from .model import GRID
+
+CLASSES = (len(W.COLOURS) + 1, len(W.SHAPES) + 1, len(W.MARKS) + 1)  # class 0 = background
 
 
 def build_heads(hidden: int) -> torch.nn.ModuleList:
-    """Colour, shape and mark heads, class 0 = background (draws from torch's global RNG)."""
-    return torch.nn.ModuleList(
-        [
-            torch.nn.Linear(hidden, n)
-            for n in (len(W.COLOURS) + 1, len(W.SHAPES) + 1, len(W.MARKS) + 1)
-        ]
-    )
+    """Colour, shape and mark heads, then the place head (the patch's column and row, 0..1),
+    which relations read (draws from torch's global RNG)."""
+    return torch.nn.ModuleList([torch.nn.Linear(hidden, n) for n in (*CLASSES, 2)])
+
+
+def _place_targets(device: torch.device) -> torch.Tensor:
+    """[GRID * GRID, 2] (column, row) of every patch, scaled to 0..1."""
+    row, col = torch.meshgrid(torch.arange(GRID), torch.arange(GRID), indexing="ij")
+    return torch.stack([col, row], -1).reshape(-1, 2).float().to(device) / (GRID - 1)
 
 
 def _heads_loss(
     heads: torch.nn.ModuleList, feats: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, list[float]]:
-    """Summed cross-entropy of the heads, and each head's accuracy on object patches.
+    """Summed cross-entropy of the class heads plus the place head's squared error, and each
+    class head's accuracy on object patches.
 
     Args:
         feats: [batch, patch, hidden] tower features.
         y: [batch, 3, patch] labels from `data.vision_batch`.
     """
-    loss, acc = torch.zeros((), device=feats.device), []
-    for h, head in enumerate(heads):
+    place = heads[len(CLASSES)](feats)  # [batch, patch, 2]
+    loss = F.mse_loss(place, _place_targets(feats.device).expand_as(place))
+    acc = []
+    for h, head in enumerate(heads[: len(CLASSES)]):
         logits = head(feats)
         loss = loss + F.cross_entropy(logits.flatten(0, 1), y[:, h].flatten(), ignore_index=-100)
         ok = y[:, h] > 0
@@ -60,10 +70,12 @@ def train_vision(
     lr: float,
     log_every: int,
     ckpt_every: int,
+    workers: int,
 ) -> None:
     """Train ``model``'s tower (in place) with fresh heads; resume from ``ckpt`` if it exists.
 
     The checkpoint holds tower, heads, optimizer and step; a finished phase is a no-op.
+    ``workers`` processes make the batches ahead (`loop.batches`).
     """
     tower = model.model.vision_tower
     heads = build_heads(model.config.vision_config.hidden_size).to(model.device)
@@ -77,10 +89,11 @@ def train_vision(
         start = state["step"]
     tower.train()
     t0, acc = time.time(), []
-    for step in range(start, steps):
+    make = partial(vision_batch, size=batch, pixels=pixels)
+    for step, xy in batches(make, start, steps, workers=workers):
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, lr)
-        x, y = (t.to(model.device) for t in vision_batch(step, batch, pixels))
+        x, y = (t.to(model.device) for t in xy)
         feats = tower(pixel_values=x).last_hidden_state[:, 1:]  # [batch, patch, hidden]
         loss, step_acc = _heads_loss(heads, feats, y)
         acc.extend(step_acc)

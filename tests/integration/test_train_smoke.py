@@ -64,8 +64,8 @@ def test_saved_model_loads_and_explains(reference: Path) -> None:
     scene = W.make_scene(W.HELD_OUT_START)
     result = explain(vlm, scene.image, "What color is the circle?")
     assert isinstance(result.answer, str)
-    assert result.grid == (8, 8)
-    assert result.attn_query.shape == (2, 4, 64)  # [layer, head, patch]
+    assert result.grid == (16, 16)
+    assert result.attn_query.shape == (2, 4, 256)  # [layer, head, patch]
 
 
 @pytest.fixture
@@ -79,6 +79,13 @@ def test_same_arguments_give_the_same_weights(reference: Path, tmp_path: Path) -
     _assert_same_weights(reference, _train(tmp_path / "again"))
     longer = _weights(_train(tmp_path / "longer", "--llava-steps", "4"))
     assert not all(torch.equal(t, longer[k]) for k, t in _weights(reference).items())
+
+
+@pytest.mark.usefixtures("no_examples")
+def test_batches_made_in_worker_processes_give_the_same_weights(
+    reference: Path, tmp_path: Path
+) -> None:
+    _assert_same_weights(reference, _train(tmp_path, "--workers", "2"))
 
 
 @pytest.mark.parametrize(
