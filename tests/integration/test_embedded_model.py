@@ -17,8 +17,10 @@ MODEL_DIR = ROOT / "assets" / "models" / "laser-toy"
 EXAMPLES = ROOT / "assets" / "examples" / "examples.json"
 ANSWERS = {"yes", "no", *W.COLOURS, *W.SHAPES, *W.MARKS}
 N_SCENES = 20
-# Measured on held-out scenes 1000500..1000519 with the shipped weights (see the model card):
-MIN_SHAPE_CORRECT = 15  # shape at full view: 18/20 right
+# Measured on held-out scenes 1000500..1000519 with the shipped weights (see the model card);
+# chance is 5/20 for shape and mark, 4/20 for colour:
+MIN_SHAPE_CORRECT = 13  # shape at full view: 15/20 right
+MIN_COLOUR_CORRECT = 15  # colour at full view: 18/20 right
 MIN_MARK_CROP_CORRECT = 17  # fine mark from the true object's 224-px crop: 20/20 right
 
 
@@ -71,6 +73,10 @@ def _correct(model, processor, kind: str, *, crop: bool) -> int:
 
 def test_shape_questions_mostly_right_at_full_view(toy) -> None:
     assert _correct(*toy, "shape", crop=False) >= MIN_SHAPE_CORRECT
+
+
+def test_colour_questions_mostly_right_at_full_view(toy) -> None:
+    assert _correct(*toy, "colour", crop=False) >= MIN_COLOUR_CORRECT
 
 
 def test_fine_mark_readable_from_the_true_crop(toy) -> None:
