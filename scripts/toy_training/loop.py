@@ -58,8 +58,9 @@ def batches(
     """``(step, make(step))`` for ``step`` in ``start .. stop - 1``, in order.
 
     Every batch is a function of its step alone (`data`), so making them ahead in ``workers``
-    processes (0 = in this one) changes how fast they come, not what they are. A GPU step is
-    much shorter than making its batch in one process; on a 2-core CPU, 0 is best.
+    processes (0 = in this one) changes how fast they come, not what they are. On a GPU a step
+    is shorter than making its batch in one process; on a CPU, making a batch is about 5 % of a
+    step (0.13 s of 2.4 s here), so 0 will do.
     """
     if workers == 0:
         yield from ((step, make(step)) for step in range(start, stop))

@@ -31,10 +31,10 @@ class GroundingLoss:
     At decoder layer ``layer`` (a third of the way up: 2 of 6), from the last prompt position
     (where the first answer word is predicted), heads 0 and 1 should put their attention on the
     asked object's image tokens (for a relation: head 0 on the subject, head 1 on the reference
-    object). The loss is minus
-    the log of that attention mass, averaged over the turns that ask about an object; it is the
-    stand-in for the grounding a real VLM learns from its data, and is what lets a small model
-    find a 10-px object among 256 tokens. The SDPA output is left untouched.
+    object). The loss is minus the log of that attention mass, averaged over the turns that ask
+    about an object; it is the stand-in for the grounding a real VLM learns from its data, and
+    is what lets a small model find a 10-px object among 256 tokens. The SDPA output is left
+    untouched.
     """
 
     def __init__(self, layer: int, last: torch.Tensor, targets: torch.Tensor) -> None:
