@@ -16,7 +16,7 @@ scratch and trained in two phases, on a GPU when one is present (``--device``), 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 70 min
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 67 min
     python scripts/train_embedded.py --device cuda --workers 3          # GPU: a few minutes
 
 The model card (``assets/models/laser-toy/README.md``) gives the command, time and accuracy of
