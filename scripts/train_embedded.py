@@ -1,7 +1,8 @@
 """Train the embedded toy LLaVA (``assets/models/laser-toy``) on the synthetic world.
 
 A tiny model of the real LLaVA architecture (CLIP vision tower + Llama text model) is built from
-scratch and trained in two phases, on a GPU when one is present (``--device``), else on the CPU:
+scratch and trained in two phases (a third is experimental), on a GPU when one is present
+(``--device``), else on the CPU:
 
 1. ``vision``: the CLIP tower alone learns per-patch colour / shape / mark labels and each
    patch's place (a stand-in for CLIP pre-training; end-to-end training from random weights
@@ -12,6 +13,12 @@ scratch and trained in two phases, on a GPU when one is present (``--device``), 
    the LASER method takes), ViCrop's two-image turns, plus query-free and generic prompts so
    those are in distribution. A grounding loss teaches two heads of one layer to look at the
    asked object (``tune.GroundingLoss``).
+3. ``relations``, experimental and off unless ``--relation-steps`` > 0: phase 2's turns, most
+   of them relation questions, with three probes that ask the language model to keep each
+   image token's place and to bring the asked objects' places and the relation word to where
+   it answers (``relations``). ``--init-from`` runs it alone from a saved model. It teaches
+   relations but so far costs the other kinds (the model card has the runs); the shipped
+   weights do not use it.
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
@@ -73,6 +80,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="LLaVA phase: weight of the grounding loss (tune.GroundingLoss; 0 = off)",
+    )
+    ap.add_argument(
+        "--relation-steps",
+        type=int,
+        default=0,
+        help="relations phase (experimental, off by default; see toy_training/relations.py)",
+    )
+    ap.add_argument("--relation-lr", type=float, default=1e-3)
+    ap.add_argument(
+        "--relation-tower-lr-scale",
+        type=float,
+        default=1.0,
+        help="relations phase: tower learning rate / --relation-lr (0 = frozen tower)",
+    )
+    ap.add_argument(
+        "--relation-share",
+        type=float,
+        default=0.7,
+        help="relations phase: share of relation questions in a batch",
+    )
+    ap.add_argument(
+        "--init-from",
+        default=None,
+        help="a saved model folder: skip phases 1 and 2 and start the relations phase from it",
     )
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=6)

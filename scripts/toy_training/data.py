@@ -240,6 +240,16 @@ def llava_example(
     return Example(scene, (box,), q.text + W.SUFFIX, q.answer, _look(scene, q))
 
 
+def relation_example(rng: np.random.Generator) -> Example:
+    """A relation question at full view on a scene of 2-4 objects (phase 3, `relations`)."""
+    while True:
+        n = int(rng.integers(2, W.MAX_OBJECTS + 1))
+        scene = W.make_scene(int(rng.integers(W.HELD_OUT_START)), n_objects=n)
+        q = W.make_question(scene, rng, "relation")
+        if q is not None:  # None when no pair is clearly apart on either axis
+            return Example(scene, (FULL,), q.text + W.SUFFIX, q.answer, _look(scene, q))
+
+
 def two_image_example(
     rng: np.random.Generator, step: int, total: int, *, full_kinds: tuple[str, ...]
 ) -> Example:
@@ -287,18 +297,25 @@ def llava_batch(
         grounding targets [batch, 2, seq] bool (see `Example.look`).
     """
     rng = np.random.default_rng([2, step])
-    two = step % TWO_IMAGE_EVERY == TWO_IMAGE_EVERY - 1
-    xs, seqs, labels, examples = [], [], [], []
-    for _ in range(size):
-        if two:
-            ex = two_image_example(rng, step, total, full_kinds=full_kinds)
-        else:
-            ex = llava_example(rng, step, total, full_kinds=full_kinds, crop_kinds=crop_kinds)
+    if step % TWO_IMAGE_EVERY == TWO_IMAGE_EVERY - 1:
+        examples = [two_image_example(rng, step, total, full_kinds=full_kinds) for _ in range(size)]
+    else:
+        examples = [
+            llava_example(rng, step, total, full_kinds=full_kinds, crop_kinds=crop_kinds)
+            for _ in range(size)
+        ]
+    return collate(examples, pixels, prompts)
+
+
+def collate(examples: list[Example], pixels: Pixels, prompts: Prompts) -> tuple[torch.Tensor, ...]:
+    """The tensors of a batch of ``examples`` (see `llava_batch`)."""
+    size = len(examples)
+    xs, seqs, labels = [], [], []
+    for ex in examples:
         xs.extend(pixels(image) for image in ex.images())
         p, a = prompts(ex.text, images=len(ex.views)), prompts.answer(ex.answer)
         seqs.append(p + a)
         labels.append([-100] * len(p) + a)
-        examples.append(ex)
     width = max(len(s) for s in seqs)
     pad = prompts.tok.pad_token_id
     ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])

@@ -1,9 +1,11 @@
-"""The whole run, resumable: build, phase 1 (``vision``), phase 2 (``llava``), then export.
+"""The whole run, resumable: build, phase 1 (``vision``), phase 2 (``llava``), phase 3
+(``relations``, experimental: only with ``--relation-steps``), then export.
 
 Seeded: torch's global RNG is seeded once before the model is built, and every batch is a
 function of its step (`data`), so on the CPU the same arguments give the same weights (on a
 GPU they do not: its attention backward is not deterministic). Checkpoints
-``vision.pt`` and ``llava.pt`` in the run folder are picked up again by the next invocation:
+``vision.pt``, ``llava.pt`` and ``relations.pt`` in the run folder are picked up again by the
+next invocation:
 a finished phase is skipped, an interrupted one continues from its last checkpoint, and the
 result equals that of an uninterrupted run with the same arguments.
 """
@@ -26,6 +28,7 @@ from .evaluate import evaluate
 from .examples import write_examples
 from .loop import load_checkpoint
 from .model import build_model, build_processor
+from .relations import train_relations
 from .tune import init_projector, train_llava
 from .vision import train_vision
 
@@ -60,13 +63,21 @@ def run_training(args: argparse.Namespace) -> None:
     )
 
     if args.export_only:
-        state = load_checkpoint(run_dir / "llava.pt")
+        name = "relations.pt" if (run_dir / "relations.pt").exists() else "llava.pt"
+        state = load_checkpoint(run_dir / name)
         if state is None:
-            raise SystemExit(f"--export-only: no LLaVA checkpoint in {run_dir}")
+            raise SystemExit(f"--export-only: no LLaVA or relations checkpoint in {run_dir}")
         model.load_state_dict(state["model"])
-        print(f"exporting the LLaVA checkpoint of step {state['step']}", flush=True)
+        print(f"exporting the {name} checkpoint of step {state['step']}", flush=True)
     else:
-        _train_phases(model, processor, pixels, prompts, args, run_dir)
+        if args.init_from is None:
+            _train_phases(model, processor, pixels, prompts, args, run_dir)
+        elif not (run_dir / "relations.pt").exists():  # a resumed phase 3 has its own weights
+            start = LlavaForConditionalGeneration.from_pretrained(args.init_from)
+            model.load_state_dict(start.state_dict())
+            print(f"phases 1 and 2 skipped: starting from {args.init_from}", flush=True)
+        if args.relation_steps > 0:
+            _train_relations(model, pixels, prompts, args, run_dir)
     result = _export(model, processor, args)
     elapsed = time.time() - t_start
     summary = {
@@ -87,7 +98,8 @@ def _train_phases(
     args: argparse.Namespace,
     run_dir: Path,
 ) -> None:
-    """Phase 1, then phase 2; a fresh phase 2 starts from phase 1's tower (and heads)."""
+    """Phase 1, then phase 2; a fresh phase 2 starts from phase 1's tower (and heads). Phase 2's
+    checkpoint is also phase 3's start."""
     train_vision(
         model,
         pixels,
@@ -126,6 +138,33 @@ def _train_phases(
         log_every=args.log_every,
         ckpt_every=args.ckpt_every,
         eval_every=args.eval_every,
+        workers=args.workers,
+    )
+
+
+def _train_relations(
+    model: LlavaForConditionalGeneration,
+    pixels: Pixels,
+    prompts: Prompts,
+    args: argparse.Namespace,
+    run_dir: Path,
+) -> None:
+    """Phase 3 (experimental), from the model as it stands."""
+    train_relations(
+        model,
+        pixels,
+        prompts,
+        run_dir / "relations.pt",
+        steps=args.relation_steps,
+        batch=args.batch,
+        lr=args.relation_lr,
+        tower_lr_scale=args.relation_tower_lr_scale,
+        share=args.relation_share,
+        full_kinds=tuple(args.full_kinds.split(",")),
+        crop_kinds=tuple(args.crop_kinds.split(",")),
+        ground_weight=args.ground_weight,
+        log_every=args.log_every,
+        ckpt_every=args.ckpt_every,
         workers=args.workers,
     )
 

@@ -104,7 +104,7 @@ def init_projector(
         proj.linear_2.weight[:, n : n + 2] = place_gain * place.to(emb.device)
 
 
-def _optimizer(
+def make_optimizer(
     model: LlavaForConditionalGeneration, *, lr: float, tower_lr_scale: float
 ) -> tuple[torch.optim.AdamW, list[torch.nn.Parameter]]:
     """AdamW over everything but the tower, plus the tower at ``tower_lr_scale`` x lr if > 0.
@@ -148,7 +148,7 @@ def train_llava(
     > 0 evaluates on 40 held-out scenes that often (0 = never). ``workers`` processes make the
     batches ahead (`loop.batches`).
     """
-    opt, params = _optimizer(model, lr=lr, tower_lr_scale=tower_lr_scale)
+    opt, params = make_optimizer(model, lr=lr, tower_lr_scale=tower_lr_scale)
     start = 0
     if (state := load_checkpoint(ckpt)) is not None:
         model.load_state_dict(state["model"])

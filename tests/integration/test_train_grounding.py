@@ -70,3 +70,15 @@ def test_grounding_loss_is_the_attention_mass_eager_attention_gives(parts) -> No
     asked = targets.any(-1)
     expected = -(mass.clamp_min(1e-6).log() * asked).sum() / asked.sum()
     torch.testing.assert_close(hook.loss.detach(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_relation_examples_look_at_the_subject_then_the_reference() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ex = data.relation_example(rng)
+        subject, reference = ex.look
+        objects = ex.scene.objects
+        assert ex.views == (data.FULL,) and subject != reference
+        assert ex.text.startswith(f"Is the {objects[subject].colour} object ")
+        assert ex.text.split("?")[0].endswith(f"the {objects[reference].colour} object")
+        assert ex.answer in ("yes", "no")

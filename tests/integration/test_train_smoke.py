@@ -1,9 +1,10 @@
 """Smoke test of `scripts/train_embedded.py`: a few seeded steps of each phase, into tmp_path.
 
 A shrunken model (2 + 1 layers, hidden 32) keeps training to well under a second a run. Checked:
-the saved folder loads and explains, the same arguments give the same weights, and a run
-interrupted during phase 1, after it, or after a LLaVA-phase checkpoint resumes to exactly those
-weights. Only the reference run writes example scenes (the slow part: ~150 greedy answers).
+the saved folder loads and explains, the same arguments give the same weights, a run
+interrupted in or after any phase resumes to exactly those weights, and ``--init-from`` runs
+phase 3 alone from a saved model. Only the reference run writes example scenes (the slow part:
+~150 greedy answers).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from safetensors.torch import load_file
 from laser_core import explain, load_model
 from laser_core.toy import scenes as W
 from scripts import train_embedded
-from scripts.toy_training import run, tune, vision
+from scripts.toy_training import relations, run, tune, vision
 
 TINY = [
-    "--vision-steps", "3", "--llava-steps", "3", "--vision-batch", "4", "--batch", "4",
+    "--vision-steps", "3", "--llava-steps", "3", "--relation-steps", "3",
+    "--vision-batch", "4", "--batch", "4",
     "--hidden", "32", "--layers", "2", "--vision-hidden", "32", "--vision-layers", "1",
     "--log-every", "1", "--ckpt-every", "2", "--eval-scenes", "1", "--threads", "2",
 ]  # fmt: skip
@@ -94,8 +96,10 @@ def test_batches_made_in_worker_processes_give_the_same_weights(
         (vision, "vision_batch", 2, {"vision.pt": 2}),  # during phase 1, after its checkpoint
         (tune, "llava_batch", 0, {"vision.pt": 3}),  # after phase 1, before any LLaVA step
         (tune, "llava_batch", 2, {"vision.pt": 3, "llava.pt": 2}),  # after a LLaVA checkpoint
+        (relations, "relation_batch", 0, {"vision.pt": 3, "llava.pt": 3}),  # before phase 3
+        (relations, "relation_batch", 2, {"vision.pt": 3, "llava.pt": 3, "relations.pt": 2}),
     ],
-    ids=["mid-vision", "after-vision", "mid-llava"],
+    ids=["mid-vision", "after-vision", "mid-llava", "after-llava", "mid-relations"],
 )
 @pytest.mark.usefixtures("no_examples")
 def test_resumed_run_equals_uninterrupted(
@@ -123,3 +127,16 @@ def test_resumed_run_equals_uninterrupted(
     assert saved == checkpoints
     assert not (tmp_path / "model").exists()
     _assert_same_weights(reference, _train(tmp_path))
+
+
+@pytest.mark.usefixtures("no_examples")
+def test_init_from_runs_the_relations_phase_alone(reference: Path, tmp_path: Path) -> None:
+    frozen_tower = ("--relation-tower-lr-scale", "0")
+    model_dir = _train(tmp_path, "--init-from", str(reference), *frozen_tower)
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == ["relations.pt"]
+    start, tuned = _weights(reference), _weights(model_dir)
+    tower = [k for k in start if "vision_tower" in k]
+    assert tower and all(torch.equal(start[k], tuned[k]) for k in tower)  # frozen
+    assert not all(torch.equal(start[k], tuned[k]) for k in start)  # the rest learnt
+    again = _train(tmp_path / "again", "--init-from", str(reference), *frozen_tower)
+    _assert_same_weights(model_dir, again)
