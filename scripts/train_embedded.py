@@ -17,8 +17,8 @@ scratch and trained in two phases (a third is experimental), on a GPU when one i
    of them relation questions, with three probes that ask the language model to keep each
    image token's place and to bring the asked objects' places and the relation word to where
    it answers (``relations``). ``--init-from`` runs it alone from a saved model. It teaches
-   relations but so far costs the other kinds (the model card has the runs); the shipped
-   weights do not use it.
+   relations but so far at some cost to the other kinds (the model card has the runs); the
+   shipped weights do not use it.
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
