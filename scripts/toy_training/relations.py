@@ -24,8 +24,9 @@ phase 2's single-image turns.
 
 Measured from the shipped weights (issue 13, the model card's table): ``keep`` and ``read``
 alone left relations at chance; with ``word`` too, relations rose to 90 % at full view with
-``share`` 0.7, but existence, colour and shape fell to 66-68 %; 300 more steps at ``share`` 0.3
-kept relations (97 %) and brought the others back to 81-89 %, still under the shipped weights.
+``share`` 0.7, but existence, colour and shape fell to 66-68 %; 600 more steps at ``share``
+0.3 with the tower frozen kept relations (99 %) and brought existence and colour back (85, 89 %),
+shape only to 75 %.
 With ``share`` 0.5 or 0.9, relations stayed near chance in 600 steps.
 """
 
