@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from laser_core import EMBEDDED_MODEL, load_model  # noqa: E402
+from laser_core import EMBEDDED_MODEL, VLM, LaserConfig, load_model  # noqa: E402
 from laser_core.toy import scenes as W  # noqa: E402
 
 RELATION_WORDS = tuple(W.RELATIONS)  # "left of", "right of", "above", "below"
@@ -38,7 +38,7 @@ SEED_START = 500_000  # held-out seeds from HELD_OUT_START + this: apart from th
 
 
 @torch.no_grad()
-def relation_features(model, processor, n: int) -> dict[str, torch.Tensor]:
+def relation_features(vlm: VLM, n: int) -> dict[str, torch.Tensor]:
     """Residuals at the answer position for ``n`` held-out relation questions, with labels.
 
     Returns:
@@ -61,11 +61,8 @@ def relation_features(model, processor, n: int) -> dict[str, torch.Tensor]:
         a = next(o for o in scene.objects if o.box == q.box)
         b = next(o for o in scene.objects if o.colour == reference)
         axis = 0 if relation in ("left of", "right of") else 1
-        content = [{"type": "image"}, {"type": "text", "text": q.text + W.SUFFIX}]
-        messages = [{"role": "user", "content": content}]
-        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = processor(images=scene.image, text=prompt, return_tensors="pt").to(model.device)
-        out = model(**inputs, output_hidden_states=True)
+        inputs = vlm.adapter.encode([q.text + W.SUFFIX], [scene.image], LaserConfig())
+        out = vlm.model(**inputs.to(vlm.device), output_hidden_states=True)
         rows["hidden"].append(torch.stack([h[0, -1].float().cpu() for h in out.hidden_states]))
         rows["answer"].append(q.answer == "yes")
         rows["geometry"].append(a.centre[axis] < b.centre[axis])
@@ -158,8 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--questions", type=int, default=1500, help="held-out relation questions")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    model = load_model(Path(args.model), device="cpu")
-    features = relation_features(model.model, model.processor, args.questions)
+    features = relation_features(load_model(Path(args.model), device="cpu"), args.questions)
     print(f"{args.questions} held-out relation questions; probes fit on 80 %, scored on 20 %\n")
     print(probe_table(features))
 

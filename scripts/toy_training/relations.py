@@ -40,12 +40,10 @@ import numpy as np
 import torch
 from transformers import LlavaForConditionalGeneration
 
-from laser_core.capture import ATTENTION_NAME, attach
-
 from .data import Pixels, Prompts, collate, llava_example, relation_example
 from .loop import batches, cosine_lr, due, load_checkpoint, save_checkpoint
 from .model import GRID, IMAGE_TOKEN
-from .tune import GroundingLoss, make_optimizer
+from .tune import grounded_forward, make_optimizer, tuning_layers
 
 WORDS = ("left", "right", "above", "below")  # the relation words, one class each
 CELL_VARIANCE = (GRID + 1) / (3 * (GRID - 1))  # variance of a cell coordinate spread on -1..1
@@ -165,10 +163,8 @@ def train_relations(
         probes.load_state_dict(state["probes"])
         opt.load_state_dict(state["opt"])
         start = state["step"]
-    model.train()
-    model.set_attn_implementation({"text_config": ATTENTION_NAME, "vision_config": "sdpa"})
-    layers = [layer.self_attn for layer in model.model.language_model.layers]
-    grounding_layer = len(layers) // 3
+    layers = tuning_layers(model)
+    grounding_layer = len(layers) // 3  # where `grounded_forward` hooks
     t0, logs = time.time(), []
     make = partial(
         relation_batch,
@@ -182,24 +178,17 @@ def train_relations(
     for step, tensors in batches(make, start, steps, workers=workers):
         for g in opt.param_groups:
             g["lr"] = g["scale"] * cosine_lr(step, steps, lr, warmup=30)
-        x, ids, mask, lab, last, targets = (t.to(model.device) for t in tensors)
-        hook = GroundingLoss(grounding_layer, last, targets)
-        with attach(layers, hook):
-            out = model(
-                input_ids=ids,
-                attention_mask=mask,
-                pixel_values=x,
-                labels=lab,
-                output_hidden_states=True,
-            )
-        assert hook.loss is not None
+        out, ground_loss, on_device = grounded_forward(
+            model, layers, tensors, output_hidden_states=True
+        )
+        _, ids, _, lab, last, targets = on_device
         hs = out.hidden_states  # [0]: embeddings; [i]: entering layer i
         aux = probes(hs[grounding_layer], hs[grounding_layer + 1], ids, lab, last, targets)
         opt.zero_grad()
-        (out.loss + ground_weight * hook.loss + sum(aux.values())).backward()
+        (out.loss + ground_weight * ground_loss + sum(aux.values())).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        logs.append([out.loss.item(), hook.loss.item(), *(v.item() for v in aux.values())])
+        logs.append([out.loss.item(), ground_loss.item(), *(v.item() for v in aux.values())])
         if due(step, log_every, steps):
             m = np.mean(logs[-log_every:], 0)
             print(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,6 +105,43 @@ def init_projector(
         proj.linear_2.weight[:, n : n + 2] = place_gain * place.to(emb.device)
 
 
+def tuning_layers(model: LlavaForConditionalGeneration) -> list[torch.nn.Module]:
+    """Put ``model`` in training mode with the attention the grounding hook reads; returns the
+    decoder's attention modules (for `grounded_forward`)."""
+    model.train()
+    model.set_attn_implementation({"text_config": ATTENTION_NAME, "vision_config": "sdpa"})
+    return [layer.self_attn for layer in model.model.language_model.layers]
+
+
+def grounded_forward(
+    model: LlavaForConditionalGeneration,
+    layers: list[torch.nn.Module],
+    tensors: tuple[torch.Tensor, ...],
+    *,
+    output_hidden_states: bool = False,
+) -> tuple[Any, torch.Tensor, list[torch.Tensor]]:
+    """Run a batch of `data.collate` through ``model`` with the grounding hook at a third of
+    the way up.
+
+    Returns:
+        The model's output (its ``loss`` is the answer's cross-entropy), the grounding loss,
+        and the batch's tensors on the model's device.
+    """
+    batch = [t.to(model.device) for t in tensors]
+    x, ids, mask, lab, last, targets = batch
+    hook = GroundingLoss(len(layers) // 3, last, targets)
+    with attach(layers, hook):
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=x,
+            labels=lab,
+            output_hidden_states=output_hidden_states,
+        )
+    assert hook.loss is not None
+    return out, hook.loss, batch
+
+
 def make_optimizer(
     model: LlavaForConditionalGeneration, *, lr: float, tower_lr_scale: float
 ) -> tuple[torch.optim.AdamW, list[torch.nn.Parameter]]:
@@ -154,9 +192,7 @@ def train_llava(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = state["step"]
-    model.train()
-    model.set_attn_implementation({"text_config": ATTENTION_NAME, "vision_config": "sdpa"})
-    layers = [layer.self_attn for layer in model.model.language_model.layers]
+    layers = tuning_layers(model)
     t0, losses, ground = time.time(), [], []
     make = partial(
         llava_batch,
@@ -170,17 +206,13 @@ def train_llava(
     for step, tensors in batches(make, start, steps, workers=workers):
         for g in opt.param_groups:
             g["lr"] = g["scale"] * cosine_lr(step, steps, lr, warmup=100)
-        x, ids, mask, lab, last, targets = (t.to(model.device) for t in tensors)
-        hook = GroundingLoss(len(layers) // 3, last, targets)
-        with attach(layers, hook):
-            out = model(input_ids=ids, attention_mask=mask, pixel_values=x, labels=lab)
-        assert hook.loss is not None
+        out, ground_loss, _ = grounded_forward(model, layers, tensors)
         opt.zero_grad()
-        (out.loss + ground_weight * hook.loss).backward()
+        (out.loss + ground_weight * ground_loss).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         losses.append(out.loss.item())
-        ground.append(hook.loss.item())
+        ground.append(ground_loss.item())
         if due(step, log_every, steps):
             print(
                 f"[llava] step {step + 1}/{steps} loss {np.mean(losses[-log_every:]):.3f} "

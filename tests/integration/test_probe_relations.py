@@ -36,7 +36,7 @@ def test_probes_find_a_planted_signal_and_not_noise() -> None:
 
 def test_labels_agree_with_the_answers_on_the_embedded_model() -> None:
     vlm = load_model(device="cpu")
-    features = relation_features(vlm.model, vlm.processor, 24)
+    features = relation_features(vlm, 24)
     n_states = vlm.model.config.text_config.num_hidden_layers + 1
     assert features["hidden"].shape == (24, n_states, vlm.model.config.text_config.hidden_size)
     # "yes" exactly when the subject comes first on the axis and the word says "first"
