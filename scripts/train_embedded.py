@@ -13,7 +13,8 @@ scratch and trained in two phases (a third is experimental), on a GPU when one i
    the LASER method takes), ViCrop's two-image turns, plus query-free and generic prompts so
    those are in distribution. A grounding loss teaches two heads of one layer to look at the
    asked object (``tune.GroundingLoss``).
-3. ``relations``, experimental and off unless ``--relation-steps`` > 0: phase 2's turns, most
+3. ``relations``, experimental and off unless ``--relation-steps`` > 0 (one value per stage;
+   each stage starts afresh from the weights the last left): phase 2's turns, most
    of them relation questions, with three probes that ask the language model to keep each
    image token's place and to bring the asked objects' places and the relation word to where
    it answers (``relations``). ``--init-from`` runs it alone from a saved model. It teaches
@@ -83,22 +84,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--relation-steps",
-        type=int,
-        default=0,
-        help="relations phase (experimental, off by default; see toy_training/relations.py)",
+        type=_ints,
+        default=[],
+        help="relations phase (experimental, off by default; see toy_training/relations.py):\n"
+        "steps of each stage, comma-separated (0: no relations phase)",
     )
     ap.add_argument("--relation-lr", type=float, default=1e-3)
     ap.add_argument(
         "--relation-tower-lr-scale",
-        type=float,
-        default=1.0,
-        help="relations phase: tower learning rate / --relation-lr (0 = frozen tower)",
+        type=_floats,
+        default=[1.0],
+        help="relations phase: tower learning rate / --relation-lr (0 = frozen tower),\n"
+        "one for all stages or one per stage",
     )
     ap.add_argument(
         "--relation-share",
-        type=float,
-        default=0.7,
-        help="relations phase: share of relation questions in a batch",
+        type=_floats,
+        default=[0.7],
+        help="relations phase: share of relation questions in a batch, one for all stages or\n"
+        "one per stage",
     )
     ap.add_argument(
         "--init-from",
@@ -141,7 +145,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--run-dir", default=str(ROOT / ".train" / "run"))
     ap.add_argument("--out", default=str(ROOT / "assets" / "models" / "laser-toy"))
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    stages = len(args.relation_steps)
+    for name in ("relation_share", "relation_tower_lr_scale"):
+        values = getattr(args, name)
+        if len(values) == 1:
+            setattr(args, name, values * stages)
+        elif len(values) != stages:
+            flag = "--" + name.replace("_", "-")
+            ap.error(f"{flag}: give one value or one per stage ({stages})")
+    return args
+
+
+def _ints(text: str) -> list[int]:
+    """``--relation-steps``: "600,600" -> [600, 600]; "0" -> [] (no stage)."""
+    steps = [int(v) for v in text.split(",")]
+    if steps == [0]:
+        return []
+    if min(steps) < 1:
+        raise argparse.ArgumentTypeError("each stage needs at least one step")
+    return steps
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
 
 
 def main(argv: list[str] | None = None) -> None:

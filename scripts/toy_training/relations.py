@@ -60,7 +60,9 @@ def relation_batch(
     crop_kinds: tuple[str, ...],
 ) -> tuple[torch.Tensor, ...]:
     """Phase-3 batch of ``step``: ``share`` relation questions, the rest phase 2's turns (at
-    the end of its curriculum). Same tensors as `data.llava_batch`."""
+    the end of its curriculum). Same tensors as `data.llava_batch`. Every stage counts its steps
+    from 0, so stages draw the same scenes (mixed by their own ``share``), as the two separate
+    runs measured for the model card did."""
     rng = np.random.default_rng([3, step])
     examples = [
         relation_example(rng)

@@ -1,11 +1,11 @@
 """The whole run, resumable: build, phase 1 (``vision``), phase 2 (``llava``), phase 3
-(``relations``, experimental: only with ``--relation-steps``), then export.
+(``relations``, experimental: only with ``--relation-steps``, in one or more stages), then export.
 
 Seeded: torch's global RNG is seeded once before the model is built, and every batch is a
 function of its step (`data`), so on the CPU the same arguments give the same weights (on a
 GPU they do not: its attention backward is not deterministic). Checkpoints
-``vision.pt``, ``llava.pt`` and ``relations.pt`` in the run folder are picked up again by the
-next invocation:
+``vision.pt``, ``llava.pt`` and ``relations-1.pt``, ``relations-2.pt``, ... (one per stage of
+phase 3) in the run folder are picked up again by the next invocation:
 a finished phase is skipped, an interrupted one continues from its last checkpoint, and the
 result equals that of an uninterrupted run with the same arguments.
 """
@@ -62,22 +62,22 @@ def run_training(args: argparse.Namespace) -> None:
         flush=True,
     )
 
+    stages = _relation_checkpoints(run_dir)
     if args.export_only:
-        name = "relations.pt" if (run_dir / "relations.pt").exists() else "llava.pt"
-        state = load_checkpoint(run_dir / name)
+        path = stages[-1] if stages else run_dir / "llava.pt"
+        state = load_checkpoint(path)
         if state is None:
             raise SystemExit(f"--export-only: no LLaVA or relations checkpoint in {run_dir}")
         model.load_state_dict(state["model"])
-        print(f"exporting the {name} checkpoint of step {state['step']}", flush=True)
+        print(f"exporting the {path.name} checkpoint of step {state['step']}", flush=True)
     else:
         if args.init_from is None:
             _train_phases(model, processor, pixels, prompts, args, run_dir)
-        elif not (run_dir / "relations.pt").exists():  # a resumed phase 3 has its own weights
+        elif not stages:  # a resumed phase 3 has its own weights
             start = LlavaForConditionalGeneration.from_pretrained(args.init_from)
             model.load_state_dict(start.state_dict())
             print(f"phases 1 and 2 skipped: starting from {args.init_from}", flush=True)
-        if args.relation_steps > 0:
-            _train_relations(model, pixels, prompts, args, run_dir)
+        _train_relations(model, pixels, prompts, args, run_dir)
     result = _export(model, processor, args)
     elapsed = time.time() - t_start
     summary = {
@@ -149,24 +149,35 @@ def _train_relations(
     args: argparse.Namespace,
     run_dir: Path,
 ) -> None:
-    """Phase 3 (experimental), from the model as it stands."""
-    train_relations(
-        model,
-        pixels,
-        prompts,
-        run_dir / "relations.pt",
-        steps=args.relation_steps,
-        batch=args.batch,
-        lr=args.relation_lr,
-        tower_lr_scale=args.relation_tower_lr_scale,
-        share=args.relation_share,
-        full_kinds=tuple(args.full_kinds.split(",")),
-        crop_kinds=tuple(args.crop_kinds.split(",")),
-        ground_weight=args.ground_weight,
-        log_every=args.log_every,
-        ckpt_every=args.ckpt_every,
-        workers=args.workers,
-    )
+    """Phase 3's stages in turn, from the model as it stands (none when ``--relation-steps`` is
+    0). Each stage starts afresh (optimizer, learning-rate schedule, probes) from the weights the
+    one before left, so stage 2 equals a run of its own with ``--init-from`` stage 1's model."""
+    for i, (steps, share, tower_lr_scale) in enumerate(
+        zip(args.relation_steps, args.relation_share, args.relation_tower_lr_scale, strict=True)
+    ):
+        print(f"[relations] stage {i + 1}/{len(args.relation_steps)}", flush=True)
+        train_relations(
+            model,
+            pixels,
+            prompts,
+            run_dir / f"relations-{i + 1}.pt",
+            steps=steps,
+            batch=args.batch,
+            lr=args.relation_lr,
+            tower_lr_scale=tower_lr_scale,
+            share=share,
+            full_kinds=tuple(args.full_kinds.split(",")),
+            crop_kinds=tuple(args.crop_kinds.split(",")),
+            ground_weight=args.ground_weight,
+            log_every=args.log_every,
+            ckpt_every=args.ckpt_every,
+            workers=args.workers,
+        )
+
+
+def _relation_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints of phase 3's stages in ``run_dir``, in stage order."""
+    return sorted(run_dir.glob("relations-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
 
 def _export(

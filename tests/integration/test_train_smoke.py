@@ -2,8 +2,9 @@
 
 A shrunken model (2 + 1 layers, hidden 32) keeps training to well under a second a run. Checked:
 the saved folder loads and explains, the same arguments give the same weights, a run
-interrupted in or after any phase resumes to exactly those weights, and ``--init-from`` runs
-phase 3 alone from a saved model. Only the reference run writes example scenes (the slow part:
+interrupted in or after any phase resumes to exactly those weights, ``--init-from`` runs
+phase 3 alone from a saved model, and phase 3's second stage equals a run of its own from the
+first stage's model. Only the reference run writes example scenes (the slow part:
 ~150 greedy answers).
 """
 
@@ -97,7 +98,7 @@ def test_batches_made_in_worker_processes_give_the_same_weights(
         (tune, "llava_batch", 0, {"vision.pt": 3}),  # after phase 1, before any LLaVA step
         (tune, "llava_batch", 2, {"vision.pt": 3, "llava.pt": 2}),  # after a LLaVA checkpoint
         (relations, "relation_batch", 0, {"vision.pt": 3, "llava.pt": 3}),  # before phase 3
-        (relations, "relation_batch", 2, {"vision.pt": 3, "llava.pt": 3, "relations.pt": 2}),
+        (relations, "relation_batch", 2, {"vision.pt": 3, "llava.pt": 3, "relations-1.pt": 2}),
     ],
     ids=["mid-vision", "after-vision", "mid-llava", "after-llava", "mid-relations"],
 )
@@ -133,10 +134,23 @@ def test_resumed_run_equals_uninterrupted(
 def test_init_from_runs_the_relations_phase_alone(reference: Path, tmp_path: Path) -> None:
     frozen_tower = ("--relation-tower-lr-scale", "0")
     model_dir = _train(tmp_path, "--init-from", str(reference), *frozen_tower)
-    assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == ["relations.pt"]
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == ["relations-1.pt"]
     start, tuned = _weights(reference), _weights(model_dir)
     tower = [k for k in start if "vision_tower" in k]
     assert tower and all(torch.equal(start[k], tuned[k]) for k in tower)  # frozen
     assert not all(torch.equal(start[k], tuned[k]) for k in start)  # the rest learnt
     again = _train(tmp_path / "again", "--init-from", str(reference), *frozen_tower)
     _assert_same_weights(model_dir, again)
+
+
+@pytest.mark.usefixtures("no_examples")
+def test_a_second_stage_equals_a_run_from_the_first_stages_model(
+    reference: Path, tmp_path: Path
+) -> None:
+    second = ("--relation-share", "0.7,0.3", "--relation-tower-lr-scale", "1,0")
+    staged = _train(tmp_path / "staged", "--relation-steps", "3,2", *second)
+    saved = sorted(p.name for p in (tmp_path / "staged" / "run").glob("relations-*.pt"))
+    assert saved == ["relations-1.pt", "relations-2.pt"]
+    alone = ("--relation-steps", "2", "--relation-share", "0.3", "--relation-tower-lr-scale", "0")
+    _assert_same_weights(staged, _train(tmp_path / "alone", "--init-from", str(reference), *alone))
+    assert not all(torch.equal(t, _weights(staged)[k]) for k, t in _weights(reference).items())
