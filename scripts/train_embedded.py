@@ -18,8 +18,8 @@ scratch and trained in two phases (a third is experimental), on a GPU when one i
    of them relation questions, with three probes that ask the language model to keep each
    image token's place and to bring the asked objects' places and the relation word to where
    it answers (``relations``). ``--init-from`` runs it alone from a saved model. It teaches
-   relations but so far at some cost to the other kinds (the model card has the runs); the
-   shipped weights do not use it.
+   relations; the model card has the runs and the candidate recipe, which keeps the other
+   kinds too. The shipped weights do not use it yet.
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
@@ -127,6 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--eval-scenes", type=int, default=200)
+    ap.add_argument(
+        "--eval-start", type=int, default=0, help="first held-out scene evaluated (0: seed 1000000)"
+    )
     ap.add_argument(
         "--export-only",
         action="store_true",

@@ -190,7 +190,7 @@ def _export(
     model.set_attn_implementation("sdpa")  # training's grounding hook is not part of the model
     model.save_pretrained(Path(args.out))
     processor.save_pretrained(Path(args.out))
-    result = evaluate(model.to(device), processor, n_scenes=args.eval_scenes)
+    result = evaluate(model.to(device), processor, n_scenes=args.eval_scenes, start=args.eval_start)
     if args.example_scenes > 0:  # 0: keep the example rows as they are
         write_examples(
             load_model(Path(args.out), device="cpu"),
