@@ -1,8 +1,8 @@
 """Train the embedded toy LLaVA (``assets/models/laser-toy``) on the synthetic world.
 
 A tiny model of the real LLaVA architecture (CLIP vision tower + Llama text model) is built from
-scratch and trained in two phases (a third is experimental), on a GPU when one is present
-(``--device``), else on the CPU:
+scratch and trained in three phases, on a GPU when one is present (``--device``), else on the
+CPU:
 
 1. ``vision``: the CLIP tower alone learns per-patch colour / shape / mark labels and each
    patch's place (a stand-in for CLIP pre-training; end-to-end training from random weights
@@ -13,18 +13,18 @@ scratch and trained in two phases (a third is experimental), on a GPU when one i
    the LASER method takes), ViCrop's two-image turns, plus query-free and generic prompts so
    those are in distribution. A grounding loss teaches two heads of one layer to look at the
    asked object (``tune.GroundingLoss``).
-3. ``relations``, experimental and off unless ``--relation-steps`` > 0 (one value per stage;
-   each stage starts afresh from the weights the last left): phase 2's turns, most
-   of them relation questions, with three probes that ask the language model to keep each
-   image token's place and to bring the asked objects' places and the relation word to where
-   it answers (``relations``). ``--init-from`` runs it alone from a saved model. It teaches
-   relations; the model card has the runs and the candidate recipe, which keeps the other
-   kinds too. The shipped weights do not use it yet.
+3. ``relations``, in stages (``--relation-steps``, one value per stage; each stage starts
+   afresh from the weights the last left): phase 2's turns mixed with relation questions, with
+   three probes that ask the language model to keep each image token's place and to bring the
+   asked objects' places and the relation word to where it answers (``relations``). Default:
+   600 steps with 70 % relation questions and the tower at half the learning rate, then 600
+   with 30 % and the tower frozen. ``--init-from`` runs it alone from a saved model;
+   ``--relation-steps 0`` skips it.
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 67 min
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 2 h 10 min
     python scripts/train_embedded.py --device cuda --workers 3          # GPU: a few minutes
 
 The model card (``assets/models/laser-toy/README.md``) gives the command, time and accuracy of
@@ -85,22 +85,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--relation-steps",
         type=_ints,
-        default=[],
-        help="relations phase (experimental, off by default; see toy_training/relations.py):\n"
-        "steps of each stage, comma-separated (0: no relations phase)",
+        default=[600, 600],
+        help="relations phase (see toy_training/relations.py): steps of each stage,\n"
+        "comma-separated (0: no relations phase)",
     )
     ap.add_argument("--relation-lr", type=float, default=1e-3)
     ap.add_argument(
         "--relation-tower-lr-scale",
         type=_floats,
-        default=[1.0],
+        default=[0.5, 0.0],
         help="relations phase: tower learning rate / --relation-lr (0 = frozen tower),\n"
         "one for all stages or one per stage",
     )
     ap.add_argument(
         "--relation-share",
         type=_floats,
-        default=[0.7],
+        default=[0.7, 0.3],
         help="relations phase: share of relation questions in a batch, one for all stages or\n"
         "one per stage",
     )
@@ -152,8 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     stages = len(args.relation_steps)
     for name in ("relation_share", "relation_tower_lr_scale"):
         values = getattr(args, name)
-        if len(values) == 1:
-            setattr(args, name, values * stages)
+        if len(values) == 1 or not stages:
+            setattr(args, name, values[:1] * stages)
         elif len(values) != stages:
             flag = "--" + name.replace("_", "-")
             ap.error(f"{flag}: give one value or one per stage ({stages})")

@@ -8,8 +8,8 @@ run shows what the role claims; the caption quotes the answers that run gave. In
 - both right: a shape question both answer right;
 - crop loses context: a colour question the full view answers right and LASER's crop, which
   leaves out most of the asked object, answers wrong;
-- existence: an existence question LASER answers right; relation: the first relation question;
-  both labelled with what each method said.
+- existence: an existence question LASER answers right; relation: a relation question the
+  plain model answers right; both labelled with what each method said.
 
 A role with no such scene among those scanned is left out (a barely trained model has few).
 """
@@ -108,10 +108,10 @@ ROLES = (
     Role(
         "relation",
         "relation",
-        lambda r: True,
+        lambda r: r.vanilla_right,
         lambda r: (
-            f"A relation (truth: '{r.question.answer}'): {_said(r)}. This model answers "
-            f"relations at chance (see its card), so neither answer shows skill."
+            f"A relation, which needs both objects (truth: '{r.question.answer}'): {_said(r)}."
+            + ("" if r.laser_right else f" LASER's crop keeps {r.kept:.0%} of the asked object.")
         ),
     ),
 )

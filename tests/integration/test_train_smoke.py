@@ -23,7 +23,8 @@ from scripts import train_embedded
 from scripts.toy_training import relations, run, tune, vision
 
 TINY = [
-    "--vision-steps", "3", "--llava-steps", "3", "--relation-steps", "3",
+    "--vision-steps", "3", "--llava-steps", "3",
+    "--relation-steps", "3", "--relation-share", "0.7", "--relation-tower-lr-scale", "0.5",
     "--vision-batch", "4", "--batch", "4",
     "--hidden", "32", "--layers", "2", "--vision-hidden", "32", "--vision-layers", "1",
     "--log-every", "1", "--ckpt-every", "2", "--eval-scenes", "1", "--threads", "2",
@@ -147,7 +148,8 @@ def test_init_from_runs_the_relations_phase_alone(reference: Path, tmp_path: Pat
 def test_a_second_stage_equals_a_run_from_the_first_stages_model(
     reference: Path, tmp_path: Path
 ) -> None:
-    second = ("--relation-share", "0.7,0.3", "--relation-tower-lr-scale", "1,0")
+    # The first stage as TINY's phase 3, then a frozen tower.
+    second = ("--relation-share", "0.7,0.3", "--relation-tower-lr-scale", "0.5,0")
     staged = _train(tmp_path / "staged", "--relation-steps", "3,2", *second)
     saved = sorted(p.name for p in (tmp_path / "staged" / "run").glob("relations-*.pt"))
     assert saved == ["relations-1.pt", "relations-2.pt"]
