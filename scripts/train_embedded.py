@@ -105,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "one per stage",
     )
     ap.add_argument(
+        "--relation-two-image",
+        action="store_true",
+        help="relations phase: every 8th batch is ViCrop's two-image turns, as in the LLaVA\n"
+        "phase (experimental; the shipped weights were trained without)",
+    )
+    ap.add_argument(
         "--init-from",
         default=None,
         help="a saved model folder: skip phases 1 and 2 and start the relations phase from it",

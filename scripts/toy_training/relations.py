@@ -43,7 +43,15 @@ import numpy as np
 import torch
 from transformers import LlavaForConditionalGeneration
 
-from .data import Pixels, Prompts, collate, llava_example, relation_example
+from .data import (
+    TWO_IMAGE_EVERY,
+    Pixels,
+    Prompts,
+    collate,
+    llava_example,
+    relation_example,
+    two_image_example,
+)
 from .loop import batches, cosine_lr, due, load_checkpoint, save_checkpoint
 from .model import GRID, IMAGE_TOKEN
 from .tune import grounded_forward, make_optimizer, tuning_layers
@@ -61,12 +69,17 @@ def relation_batch(
     share: float,
     full_kinds: tuple[str, ...],
     crop_kinds: tuple[str, ...],
+    two_image: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     """Phase-3 batch of ``step``: ``share`` relation questions, the rest phase 2's turns (at
     the end of its curriculum). Same tensors as `data.llava_batch`. Every stage counts its steps
     from 0, so stages draw the same scenes (mixed by their own ``share``), as the two separate
-    runs measured for the model card did."""
+    runs measured for the model card did. With ``two_image``, every ``TWO_IMAGE_EVERY``-th
+    batch is ViCrop's two-image turns instead, as in phase 2."""
     rng = np.random.default_rng([3, step])
+    if two_image and step % TWO_IMAGE_EVERY == TWO_IMAGE_EVERY - 1:
+        examples = [two_image_example(rng, 1, 1, full_kinds=full_kinds) for _ in range(size)]
+        return collate(examples, pixels, prompts)
     examples = [
         relation_example(rng)
         if rng.random() < share
@@ -144,6 +157,7 @@ def train_relations(
     full_kinds: tuple[str, ...],
     crop_kinds: tuple[str, ...],
     ground_weight: float,
+    two_image: bool,
     log_every: int,
     ckpt_every: int,
     workers: int,
@@ -179,6 +193,7 @@ def train_relations(
         share=share,
         full_kinds=full_kinds,
         crop_kinds=crop_kinds,
+        two_image=two_image,
     )
     for step, tensors in batches(make, start, steps, workers=workers):
         for g in opt.param_groups:

@@ -169,6 +169,7 @@ def _train_relations(
             full_kinds=tuple(args.full_kinds.split(",")),
             crop_kinds=tuple(args.crop_kinds.split(",")),
             ground_weight=args.ground_weight,
+            two_image=args.relation_two_image,
             log_every=args.log_every,
             ckpt_every=args.ckpt_every,
             workers=args.workers,

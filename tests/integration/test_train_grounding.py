@@ -82,3 +82,20 @@ def test_relation_examples_look_at_the_subject_then_the_reference() -> None:
         assert ex.text.startswith(f"Is the {objects[subject].colour} object ")
         assert ex.text.split("?")[0].endswith(f"the {objects[reference].colour} object")
         assert ex.answer in ("yes", "no")
+
+
+def test_relation_batches_take_vicrops_two_image_turns_only_when_asked(parts) -> None:
+    from scripts.toy_training.relations import relation_batch
+
+    _, pixels, prompts = parts
+    kinds = {"full_kinds": data.FULL_KINDS_V2, "crop_kinds": data.CROP_KINDS_V2}
+    step = data.TWO_IMAGE_EVERY - 1
+    for two_image, images in ((False, 4), (True, 8)):
+        x, ids, *_ = relation_batch(
+            step, 4, pixels, prompts, share=0.5, two_image=two_image, **kinds
+        )
+        assert x.shape[0] == images  # one view per turn, or the full view and the crop
+        per_turn = (ids == prompts.tok.convert_tokens_to_ids(model.IMAGE_TOKEN)).sum(1)
+        assert (per_turn == images // 4 * model.GRID**2).all()
+    plain = relation_batch(step - 1, 4, pixels, prompts, share=0.5, two_image=True, **kinds)
+    assert plain[0].shape[0] == 4  # the other batches are unchanged
