@@ -18,13 +18,13 @@ CPU:
    three probes that ask the language model to keep each image token's place and to bring the
    asked objects' places and the relation word to where it answers (``relations``). Default:
    600 steps with 70 % relation questions and the tower at half the learning rate, then 600
-   with 30 % and the tower frozen. ``--init-from`` runs it alone from a saved model;
-   ``--relation-steps 0`` skips it.
+   with 30 % and the tower frozen, then 300 with 10 %, frozen. ``--init-from`` runs it alone
+   from a saved model; ``--relation-steps 0`` skips it.
 
 Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
 continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 2 h 10 min
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 2 h 25 min
     python scripts/train_embedded.py --device cuda --workers 3          # GPU: a few minutes
 
 The model card (``assets/models/laser-toy/README.md``) gives the command, time and accuracy of
@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--relation-steps",
         type=_ints,
-        default=[600, 600],
+        default=[600, 600, 300],
         help="relations phase (see toy_training/relations.py): steps of each stage,\n"
         "comma-separated (0: no relations phase)",
     )
@@ -93,14 +93,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--relation-tower-lr-scale",
         type=_floats,
-        default=[0.5, 0.0],
+        default=[0.5, 0.0, 0.0],
         help="relations phase: tower learning rate / --relation-lr (0 = frozen tower),\n"
         "one for all stages or one per stage",
     )
     ap.add_argument(
         "--relation-share",
         type=_floats,
-        default=[0.7, 0.3],
+        default=[0.7, 0.3, 0.1],
         help="relations phase: share of relation questions in a batch, one for all stages or\n"
         "one per stage",
     )
