@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.toy_training.data import CROP_KINDS_V2, FULL_KINDS_V2  # noqa: E402
+from scripts.toy_training.data import CROP_KINDS_V2, FULL_KINDS_V2, TWO_IMAGE_EVERY  # noqa: E402
 from scripts.toy_training.examples import SCENES  # noqa: E402
 from scripts.toy_training.run import run_training  # noqa: E402
 
@@ -107,8 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--relation-two-image",
         action="store_true",
-        help="relations phase: every 8th batch is ViCrop's two-image turns, as in the LLaVA\n"
-        "phase (experimental; the shipped weights were trained without)",
+        help=f"relations phase: every {TWO_IMAGE_EVERY}th batch is ViCrop's two-image turns, as\n"
+        "in the LLaVA phase (experimental; the shipped weights were trained without)",
     )
     ap.add_argument(
         "--init-from",

@@ -277,6 +277,11 @@ def _grounding_targets(ex: Example, n_seq: int, image_positions: list[int]) -> n
     return out
 
 
+def two_image_step(step: int) -> bool:
+    """Whether batch ``step`` is ViCrop's two-image turns (every ``TWO_IMAGE_EVERY``-th)."""
+    return step % TWO_IMAGE_EVERY == TWO_IMAGE_EVERY - 1
+
+
 def llava_batch(
     step: int,
     size: int,
@@ -297,7 +302,7 @@ def llava_batch(
         grounding targets [batch, 2, seq] bool (see `Example.look`).
     """
     rng = np.random.default_rng([2, step])
-    if step % TWO_IMAGE_EVERY == TWO_IMAGE_EVERY - 1:
+    if two_image_step(step):
         examples = [two_image_example(rng, step, total, full_kinds=full_kinds) for _ in range(size)]
     else:
         examples = [

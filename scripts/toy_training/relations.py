@@ -45,13 +45,13 @@ import torch
 from transformers import LlavaForConditionalGeneration
 
 from .data import (
-    TWO_IMAGE_EVERY,
     Pixels,
     Prompts,
     collate,
     llava_example,
     relation_example,
     two_image_example,
+    two_image_step,
 )
 from .loop import batches, cosine_lr, due, load_checkpoint, save_checkpoint
 from .model import GRID, IMAGE_TOKEN
@@ -75,10 +75,10 @@ def relation_batch(
     """Phase-3 batch of ``step``: ``share`` relation questions, the rest phase 2's turns (at
     the end of its curriculum). Same tensors as `data.llava_batch`. Every stage counts its steps
     from 0, so stages draw the same scenes (mixed by their own ``share``), as the two separate
-    runs measured for the model card did. With ``two_image``, every ``TWO_IMAGE_EVERY``-th
-    batch is ViCrop's two-image turns instead, as in phase 2."""
+    runs measured for the model card did. With ``two_image``, the batches that phase 2 makes
+    ViCrop's two-image turns (`data.two_image_step`) are such turns here too."""
     rng = np.random.default_rng([3, step])
-    if two_image and step % TWO_IMAGE_EVERY == TWO_IMAGE_EVERY - 1:
+    if two_image and two_image_step(step):
         examples = [two_image_example(rng, 1, 1, full_kinds=full_kinds) for _ in range(size)]
         return collate(examples, pixels, prompts)
     examples = [
