@@ -53,7 +53,7 @@ from .data import (
     two_image_example,
     two_image_step,
 )
-from .loop import batches, cosine_lr, due, load_checkpoint, save_checkpoint
+from .loop import autocast, batches, cosine_lr, due, load_checkpoint, save_checkpoint
 from .model import GRID, IMAGE_TOKEN
 from .tune import grounded_forward, make_optimizer, tuning_layers
 
@@ -162,9 +162,11 @@ def train_relations(
     log_every: int,
     ckpt_every: int,
     workers: int,
+    precision: str,
 ) -> None:
     """Tune ``model`` (in place; the tower at ``tower_lr_scale`` x lr, 0 = frozen) with the
-    probes; resume from ``ckpt`` if it exists. The checkpoint holds the model, the probes, the
+    probes, the forward passes at ``precision`` (`loop.autocast`); resume from ``ckpt`` if it
+    exists. The checkpoint holds the model, the probes, the
     optimizer and the step."""
     tok = prompts.tok
     with torch.random.fork_rng(devices=[]):  # the same probes however the run got here
@@ -199,12 +201,13 @@ def train_relations(
     for step, tensors in batches(make, start, steps, workers=workers):
         for g in opt.param_groups:
             g["lr"] = g["scale"] * cosine_lr(step, steps, lr, warmup=30)
-        out, ground_loss, on_device = grounded_forward(
-            model, layers, tensors, output_hidden_states=True
-        )
-        _, ids, _, lab, last, targets = on_device
-        hs = out.hidden_states  # [0]: embeddings; [i]: entering layer i
-        aux = probes(hs[grounding_layer], hs[grounding_layer + 1], ids, lab, last, targets)
+        with autocast(model.device, precision):
+            out, ground_loss, on_device = grounded_forward(
+                model, layers, tensors, output_hidden_states=True
+            )
+            _, ids, _, lab, last, targets = on_device
+            hs = out.hidden_states  # [0]: embeddings; [i]: entering layer i
+            aux = probes(hs[grounding_layer], hs[grounding_layer + 1], ids, lab, last, targets)
         opt.zero_grad()
         (out.loss + ground_weight * ground_loss + sum(aux.values())).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

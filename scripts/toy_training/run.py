@@ -26,7 +26,7 @@ from laser_core.loading import pick_device
 from .data import Pixels, Prompts, check_fast_path
 from .evaluate import evaluate
 from .examples import write_examples
-from .loop import load_checkpoint
+from .loop import load_checkpoint, pick_precision
 from .model import build_model, build_processor
 from .relations import train_relations
 from .tune import init_projector, train_llava
@@ -54,11 +54,13 @@ def run_training(args: argparse.Namespace) -> None:
     )
     device = pick_device(args.device)
     model.to(device)
+    args.precision = pick_precision(args.precision, device)
     pixels, prompts = Pixels(processor), Prompts(processor)
     check_fast_path(processor, pixels, prompts)
     n_params = sum(p.numel() for p in model.parameters())
     print(
-        f"model: {n_params / 1e6:.2f}M parameters; vocab {len(processor.tokenizer)}; on {device}",
+        f"model: {n_params / 1e6:.2f}M parameters; vocab {len(processor.tokenizer)}; "
+        f"on {device}, forward passes in {args.precision}",
         flush=True,
     )
 
@@ -110,6 +112,7 @@ def _train_phases(
         log_every=args.log_every,
         ckpt_every=args.ckpt_every,
         workers=args.workers,
+        precision=args.precision,
     )
     if not (run_dir / "llava.pt").exists():  # fresh LLaVA phase: take the trained tower
         state = load_checkpoint(run_dir / "vision.pt")
@@ -139,6 +142,7 @@ def _train_phases(
         ckpt_every=args.ckpt_every,
         eval_every=args.eval_every,
         workers=args.workers,
+        precision=args.precision,
     )
 
 
@@ -173,6 +177,7 @@ def _train_relations(
             log_every=args.log_every,
             ckpt_every=args.ckpt_every,
             workers=args.workers,
+            precision=args.precision,
         )
 
 

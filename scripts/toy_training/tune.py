@@ -23,7 +23,7 @@ from laser_core.toy import scenes as W
 
 from .data import Pixels, Prompts, llava_batch
 from .evaluate import evaluate
-from .loop import batches, cosine_lr, due, load_checkpoint, save_checkpoint
+from .loop import autocast, batches, cosine_lr, due, load_checkpoint, save_checkpoint
 
 
 class GroundingLoss:
@@ -178,13 +178,15 @@ def train_llava(
     ckpt_every: int,
     eval_every: int,
     workers: int,
+    precision: str,
 ) -> None:
     """Tune ``model`` (in place) on question answering; resume from ``ckpt`` if it exists.
 
     The checkpoint holds the whole model, the optimizer and the step. The loss is the answer's
     cross-entropy plus ``ground_weight`` x the grounding loss (`GroundingLoss`). ``eval_every``
     > 0 evaluates on 40 held-out scenes that often (0 = never). ``workers`` processes make the
-    batches ahead (`loop.batches`).
+    batches ahead (`loop.batches`); ``precision`` is that of the forward passes
+    (`loop.autocast`).
     """
     opt, params = make_optimizer(model, lr=lr, tower_lr_scale=tower_lr_scale)
     start = 0
@@ -206,7 +208,8 @@ def train_llava(
     for step, tensors in batches(make, start, steps, workers=workers):
         for g in opt.param_groups:
             g["lr"] = g["scale"] * cosine_lr(step, steps, lr, warmup=100)
-        out, ground_loss, _ = grounded_forward(model, layers, tensors)
+        with autocast(model.device, precision):
+            out, ground_loss, _ = grounded_forward(model, layers, tensors)
         opt.zero_grad()
         (out.loss + ground_weight * ground_loss).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

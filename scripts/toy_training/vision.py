@@ -21,7 +21,7 @@ from transformers import LlavaForConditionalGeneration
 from laser_core.toy import scenes as W
 
 from .data import Pixels, vision_batch
-from .loop import batches, cosine_lr, due, load_checkpoint, save_checkpoint
+from .loop import autocast, batches, cosine_lr, due, load_checkpoint, save_checkpoint
 from .model import GRID
 
 CLASSES = (len(W.COLOURS) + 1, len(W.SHAPES) + 1, len(W.MARKS) + 1)  # class 0 = background
@@ -71,11 +71,13 @@ def train_vision(
     log_every: int,
     ckpt_every: int,
     workers: int,
+    precision: str,
 ) -> None:
     """Train ``model``'s tower (in place) with fresh heads; resume from ``ckpt`` if it exists.
 
     The checkpoint holds tower, heads, optimizer and step; a finished phase is a no-op.
-    ``workers`` processes make the batches ahead (`loop.batches`).
+    ``workers`` processes make the batches ahead (`loop.batches`); ``precision`` is that of the
+    forward passes (`loop.autocast`).
     """
     tower = model.model.vision_tower
     heads = build_heads(model.config.vision_config.hidden_size).to(model.device)
@@ -94,8 +96,9 @@ def train_vision(
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, lr)
         x, y = (t.to(model.device) for t in xy)
-        feats = tower(pixel_values=x).last_hidden_state[:, 1:]  # [batch, patch, hidden]
-        loss, step_acc = _heads_loss(heads, feats, y)
+        with autocast(model.device, precision):
+            feats = tower(pixel_values=x).last_hidden_state[:, 1:]  # [batch, patch, hidden]
+            loss, step_acc = _heads_loss(heads, feats, y)
         acc.extend(step_acc)
         opt.zero_grad()
         loss.backward()

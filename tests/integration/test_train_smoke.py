@@ -1,8 +1,9 @@
 """Smoke test of `scripts/train_embedded.py`: a few seeded steps of each phase, into tmp_path.
 
 A shrunken model (2 + 1 layers, hidden 32) keeps training to well under a second a run. Checked:
-the saved folder loads and explains, the same arguments give the same weights, a run
-interrupted in or after any phase resumes to exactly those weights, ``--init-from`` runs
+the saved folder loads and explains, the same arguments give the same weights (at either
+precision of the forward passes), a run interrupted in or after any phase resumes to exactly
+those weights, ``--init-from`` runs
 phase 3 alone from a saved model, and phase 3's second stage equals a run of its own from the
 first stage's model. Only the reference run writes example scenes (the slow part:
 ~150 greedy answers).
@@ -156,3 +157,17 @@ def test_a_second_stage_equals_a_run_from_the_first_stages_model(
     alone = ("--relation-steps", "2", "--relation-share", "0.3", "--relation-tower-lr-scale", "0")
     _assert_same_weights(staged, _train(tmp_path / "alone", "--init-from", str(reference), *alone))
     assert not all(torch.equal(t, _weights(staged)[k]) for k, t in _weights(reference).items())
+
+
+@pytest.mark.usefixtures("no_examples")
+def test_precision_auto_is_the_devices_native_one_and_each_choice_is_seeded(
+    reference: Path, tmp_path: Path
+) -> None:
+    summary = json.loads((reference.parent / "run" / "summary.json").read_text())
+    native = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    assert summary["args"]["precision"] == native  # "auto", as the run resolved it
+    _assert_same_weights(reference, _train(tmp_path / "named", "--precision", native))
+    other = "fp32" if native == "bf16" else "bf16"
+    a, b = (_weights(_train(tmp_path / f"{other}{i}", "--precision", other)) for i in (1, 2))
+    assert all(torch.equal(t, b[k]) for k, t in a.items())  # the other one is seeded too
+    assert not all(torch.equal(t, a[k]) for k, t in _weights(reference).items())
