@@ -106,10 +106,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--relation-two-image",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help=f"relations phase: every {TWO_IMAGE_EVERY}th batch is ViCrop's two-image turns, as "
-        "in the LLaVA phase (without them, ViCrop's answers came out empty more often)",
+        action="store_true",
+        help=f"relations phase: every {TWO_IMAGE_EVERY}th batch is ViCrop's two-image turns, as\n"
+        "in the LLaVA phase (experimental; the shipped weights were trained without)",
     )
     ap.add_argument(
         "--init-from",

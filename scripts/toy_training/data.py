@@ -22,9 +22,7 @@ from laser_core.toy import scenes as W
 from .model import GRID, IMAGE_TOKEN, VIEW
 
 CROP_SIDES = (192, 224, 224, 224, 256)  # crop sides (px on the 448 canvas) seen in training
-# Range of ViCrop-sized crops (the second image of two-image turns, a quarter of single crops):
-# ViCrop's crop on this model is a b r square, b its 64-px input and r from 1 to 2 (64-128 px).
-VICROP_SIDES = (56, 128)
+VICROP_SIDES = (64, 224)  # range of the second image's side in two-image (ViCrop) turns
 TWO_IMAGE_EVERY = 8  # every 8th LLaVA batch is ViCrop's turn: the full view, then a crop
 MARK_LEGIBLE_SIDE = 256  # views wider than this carry no mark label in the vision phase
 FULL_KINDS = ("exist", "colour", "shape", "relation", "mark")  # full-view question mix
@@ -255,15 +253,17 @@ def relation_example(rng: np.random.Generator) -> Example:
 def two_image_example(
     rng: np.random.Generator, step: int, total: int, *, full_kinds: tuple[str, ...]
 ) -> Example:
-    """ViCrop's turn: the full view and a ViCrop-sized crop around the asked object (a
-    relation's subject; for an absent object, around another), then a full-view question."""
+    """ViCrop's turn: the full view and a 64-224 px crop around one object, then a question."""
     n = int(rng.integers(1, _max_objects(step, total) + 1))
     scene = W.make_scene(int(rng.integers(W.HELD_OUT_START)), n_objects=n)
-    q = _full_question(scene, rng, full_kinds)
-    look = _look(scene, q)
-    target = scene.objects[look[0] if look else int(rng.integers(n))]
-    box = _view_box(target, int(rng.integers(VICROP_SIDES[0], VICROP_SIDES[1] + 1)), rng)
-    return Example(scene, (FULL, box), q.text + W.SUFFIX, q.answer, look)
+    target = int(rng.integers(n))
+    side = int(rng.integers(VICROP_SIDES[0], VICROP_SIDES[1] + 1))
+    box = _view_box(scene.objects[target], side, rng)
+    kinds = tuple(k for k in full_kinds if k != "relation")  # the crop is about one object
+    kind: W.QuestionKind = kinds[int(rng.integers(len(kinds)))]  # type: ignore[assignment]
+    q = W.make_question(scene, rng, kind, target=scene.objects[target])
+    assert q is not None
+    return Example(scene, (FULL, box), q.text + W.SUFFIX, q.answer, _look(scene, q))
 
 
 def _grounding_targets(ex: Example, n_seq: int, image_positions: list[int]) -> np.ndarray:

@@ -99,18 +99,3 @@ def test_relation_batches_take_vicrops_two_image_turns_only_when_asked(parts) ->
         assert (per_turn == images // 4 * model.GRID**2).all()
     plain = relation_batch(step - 1, 4, pixels, prompts, share=0.5, two_image=True, **kinds)
     assert plain[0].shape[0] == 4  # the other batches are unchanged
-
-
-def test_vicrops_two_image_turns_ask_any_full_view_question_with_the_asked_object_cropped() -> None:
-    rng = np.random.default_rng(0)
-    examples = [data.two_image_example(rng, 1, 1, full_kinds=data.FULL_KINDS_V2) for _ in range(80)]
-    kinds = {ex.text.split()[0] + " " + ex.text.split()[1] for ex in examples}
-    assert {"Is the", "Is there", "What color", "What shape", "What pattern"} <= kinds
-    assert {ex.answer for ex in examples if ex.text.startswith("Is there")} == {"yes", "no"}
-    for ex in examples:
-        full, crop = ex.views
-        side = crop[2] - crop[0]
-        assert full == data.FULL and side == crop[3] - crop[1]
-        assert data.VICROP_SIDES[0] <= side <= data.VICROP_SIDES[1]
-        if ex.look is not None:  # the crop shows the asked object (a relation's subject)
-            assert data.object_patches(ex.scene, crop, ex.look[0]).any()
