@@ -160,14 +160,16 @@ def test_a_second_stage_equals_a_run_from_the_first_stages_model(
 
 
 @pytest.mark.usefixtures("no_examples")
-def test_precision_auto_is_the_devices_native_one_and_each_choice_is_seeded(
+def test_precision_is_fp32_unless_asked_and_each_choice_is_seeded(
     reference: Path, tmp_path: Path
 ) -> None:
-    summary = json.loads((reference.parent / "run" / "summary.json").read_text())
+    def used(folder: Path) -> str:
+        return json.loads((folder / "run" / "summary.json").read_text())["args"]["precision"]
+
+    assert used(reference.parent) == "fp32"
     native = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    assert summary["args"]["precision"] == native  # "auto", as the run resolved it
-    _assert_same_weights(reference, _train(tmp_path / "named", "--precision", native))
-    other = "fp32" if native == "bf16" else "bf16"
-    a, b = (_weights(_train(tmp_path / f"{other}{i}", "--precision", other)) for i in (1, 2))
-    assert all(torch.equal(t, b[k]) for k, t in a.items())  # the other one is seeded too
+    _train(tmp_path / "auto", "--precision", "auto")
+    assert used(tmp_path / "auto") == native
+    a, b = (_weights(_train(tmp_path / f"bf16-{i}", "--precision", "bf16")) for i in (1, 2))
+    assert all(torch.equal(t, b[k]) for k, t in a.items())  # seeded in bfloat16 too
     assert not all(torch.equal(t, a[k]) for k, t in _weights(reference).items())
