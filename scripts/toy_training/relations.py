@@ -166,8 +166,7 @@ def train_relations(
 ) -> None:
     """Tune ``model`` (in place; the tower at ``tower_lr_scale`` x lr, 0 = frozen) with the
     probes, the forward passes at ``precision`` (`loop.autocast`); resume from ``ckpt`` if it
-    exists. The checkpoint holds the model, the probes, the
-    optimizer and the step."""
+    exists. The checkpoint holds the model, the probes, the optimizer and the step."""
     tok = prompts.tok
     with torch.random.fork_rng(devices=[]):  # the same probes however the run got here
         torch.manual_seed(3)

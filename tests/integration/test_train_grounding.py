@@ -99,3 +99,22 @@ def test_relation_batches_take_vicrops_two_image_turns_only_when_asked(parts) ->
         assert (per_turn == images // 4 * model.GRID**2).all()
     plain = relation_batch(step - 1, 4, pixels, prompts, share=0.5, two_image=True, **kinds)
     assert plain[0].shape[0] == 4  # the other batches are unchanged
+
+
+def test_training_attention_stays_float32_under_bfloat16_autocast(parts) -> None:
+    processor, pixels, prompts = parts
+    torch.manual_seed(0)
+    toy = model.build_model(processor, hidden=32, layers=3, vision_hidden=32, vision_layers=1)
+    layers = tune.tuning_layers(toy)
+    batch = data.llava_batch(
+        3, 2, pixels, prompts, total=10, full_kinds=data.FULL_KINDS, crop_kinds=data.CROP_KINDS
+    )
+    seen = []
+
+    def record(module, query, key, value, *args, **kwargs):  # what the scores are computed in
+        seen.append((query @ key.transpose(-1, -2)).dtype)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16), attach(layers, record):
+        toy(input_ids=batch[1], attention_mask=batch[2], pixel_values=batch[0])
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16  # autocast is on
+    assert seen == [torch.float32] * len(layers)

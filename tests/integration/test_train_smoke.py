@@ -3,10 +3,9 @@
 A shrunken model (2 + 1 layers, hidden 32) keeps training to well under a second a run. Checked:
 the saved folder loads and explains, the same arguments give the same weights (at either
 precision of the forward passes), a run interrupted in or after any phase resumes to exactly
-those weights, ``--init-from`` runs
-phase 3 alone from a saved model, and phase 3's second stage equals a run of its own from the
-first stage's model. Only the reference run writes example scenes (the slow part:
-~150 greedy answers).
+those weights, ``--init-from`` runs phase 3 alone from a saved model, and phase 3's second stage
+equals a run of its own from the first stage's model. Only the reference run writes example
+scenes (the slow part: ~150 greedy answers).
 """
 
 from __future__ import annotations
