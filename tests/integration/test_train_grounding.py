@@ -114,7 +114,8 @@ def test_training_attention_stays_float32_under_bfloat16_autocast(parts) -> None
     def record(module, query, key, value, *args, **kwargs):  # what the scores are computed in
         seen.append((query @ key.transpose(-1, -2)).dtype)
 
-    with torch.autocast("cpu", dtype=torch.bfloat16), attach(layers, record):
+    tower = [layer.self_attn for layer in toy.model.vision_tower.encoder.layers]
+    with torch.autocast("cpu", dtype=torch.bfloat16), attach(layers + tower, record):
         toy(input_ids=batch[1], attention_mask=batch[2], pixel_values=batch[0])
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16  # autocast is on
-    assert seen == [torch.float32] * len(layers)
+    assert seen == [torch.float32] * (len(tower) + len(layers))  # the tower runs first
