@@ -14,18 +14,20 @@ CPU:
    those are in distribution. A grounding loss teaches two heads of one layer to look at the
    asked object (``tune.GroundingLoss``).
 3. ``relations``, in stages (``--relation-steps``, one value per stage; each stage starts
-   afresh from the weights the last left): phase 2's turns mixed with relation questions, with
-   three probes that ask the language model to keep each image token's place and to bring the
-   asked objects' places and the relation word to where it answers (``relations``). Default:
-   600 steps with 70 % relation questions and the tower at half the learning rate, then 600
-   with 30 % and the tower frozen, then 300 with 10 %, frozen. ``--init-from`` runs it alone
-   from a saved model; ``--relation-steps 0`` skips it.
+   afresh from the weights the last left): phase 2's turns (with shape questions more often)
+   mixed with relation questions, with three probes that ask the language model to keep each
+   image token's place and to bring the asked objects' places and the relation word to where it
+   answers (``relations``). Default: 600 steps with 70 % relation questions and the tower at
+   half the learning rate, then 600 with 30 % and the tower frozen, then 300 with 10 %, frozen.
+   ``--init-from`` runs it alone from a saved model; ``--relation-steps 0`` skips it.
 
-Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running the same command
-continues from the last one. The pieces live in ``scripts/toy_training/``. Usage::
+Forward passes run in bfloat16 on a CPU that computes it natively, else in float32
+(``--precision``). Seeded and resumable: checkpoints go to ``.train/`` (git-ignored); re-running
+the same command continues from the last one. The pieces live in ``scripts/toy_training/``.
+Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py            # CPU: about 2 h 25 min
-    python scripts/train_embedded.py --device cuda --workers 3          # GPU: a few minutes
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_embedded.py    # CPU: 77 min (float32: ~2 h 25)
+    python scripts/train_embedded.py --device cuda --workers 3  # GPU: a few minutes
 
 The model card (``assets/models/laser-toy/README.md``) gives the command, time and accuracy of
 the shipped weights.
@@ -39,7 +41,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.toy_training.data import CROP_KINDS_V2, FULL_KINDS_V2, TWO_IMAGE_EVERY  # noqa: E402
+from scripts.toy_training.data import (  # noqa: E402
+    CROP_KINDS_V2,
+    FULL_KINDS_V2,
+    RELATION_CROP_KINDS,
+    RELATION_FULL_KINDS,
+    TWO_IMAGE_EVERY,
+)
 from scripts.toy_training.examples import SCENES  # noqa: E402
 from scripts.toy_training.run import run_training  # noqa: E402
 
@@ -105,6 +113,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "one per stage",
     )
     ap.add_argument(
+        "--relation-full-kinds",
+        default=",".join(RELATION_FULL_KINDS),
+        help="relations phase: full-view question mix of its other turns",
+    )
+    ap.add_argument(
+        "--relation-crop-kinds",
+        default=",".join(RELATION_CROP_KINDS),
+        help="relations phase: zoomed-view question mix",
+    )
+    ap.add_argument(
         "--relation-two-image",
         action="store_true",
         help=f"relations phase: every {TWO_IMAGE_EVERY}th batch is ViCrop's two-image turns, as\n"
@@ -132,11 +150,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--precision",
         choices=("fp32", "bf16", "auto"),
-        default="fp32",
-        help="of the training forward passes. bf16: autocast (attention and weights stay "
-        "float32), 1.75 x faster a step on this project's CPU; a whole bf16 run took 61 min "
-        "here but read full-view shape 79 %% where the shipped float32 weights read 86 %% (model card). auto: bf16 "
-        "where the device computes it natively, else fp32",
+        default="auto",
+        help="of the training forward passes. bf16: autocast (attention and weights stay\n"
+        "float32), about 1.75 x faster a step on a CPU with native bfloat16; the shipped\n"
+        "weights were trained so, in 77 min (model card). auto: bf16 on such a CPU, else\n"
+        "fp32 (on a GPU too, where only fp32 runs were made)",
     )
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--ckpt-every", type=int, default=100)

@@ -22,12 +22,11 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 50) -> float:
 
 
 def pick_precision(precision: str, device: torch.device) -> str:
-    """``"bf16"`` or ``"fp32"``; ``"auto"`` is bf16 where the device computes it natively (a GPU
-    with bfloat16, a CPU with AVX512-BF16 or AMX, as oneDNN reports), else fp32."""
+    """``"bf16"`` or ``"fp32"``; ``"auto"`` is bf16 on a CPU that computes it natively
+    (AVX512-BF16 or AMX, as oneDNN reports: how the shipped weights were trained), else fp32 (the
+    GPU runs of the model card were all float32, a few minutes anyway)."""
     if precision != "auto":
         return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
         return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     return "fp32"

@@ -20,7 +20,8 @@ Each is a squared error (``keep``, ``read``, on cell coordinates scaled to -1..1
 their variance) or a cross-entropy (``word``), added to the answer's cross-entropy and the
 grounding loss. Like the grounding loss, they stand in for what a real VLM learns from far more
 data. The batches mix ``share`` relation questions at full view (`data.relation_example`) with
-phase 2's single-image turns.
+phase 2's single-image turns, whose question mixes put more weight on shape
+(`data.RELATION_FULL_KINDS`, `data.RELATION_CROP_KINDS`).
 
 Measured from phase 2's weights (issue 13, the model card's table): ``keep`` and ``read`` alone
 left relations at chance; with ``word`` too, relations rose to 90 % at full view with ``share``
@@ -31,7 +32,9 @@ it came back (84.5 %) but raw attention at the static layer became more concentr
 asked object than the contrastive map; at 0.5 x (the default), relations 99 %, shape 83 %, and
 contrastive attention stays the more concentrated. A third stage of 300 steps at ``share`` 0.1,
 tower frozen (the default), brought shape to 86 % (the card has the numbers). With ``share``
-0.5 or 0.9, relations stayed near chance in 600 steps.
+0.5 or 0.9, relations stayed near chance in 600 steps. Those runs were float32 with phase 2's
+question mixes; in bfloat16 (`loop.autocast`) the same recipe read shape 79-82 %, and with
+the shape-weighted mixes 85.5 % (run x1, the shipped weights; on another CPU, see the card).
 """
 
 from __future__ import annotations

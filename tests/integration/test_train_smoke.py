@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from laser_core import explain, load_model
 from laser_core.toy import scenes as W
 from scripts import train_embedded
-from scripts.toy_training import relations, run, tune, vision
+from scripts.toy_training import loop, relations, run, tune, vision
 
 TINY = [
     "--vision-steps", "3", "--llava-steps", "3",
@@ -159,16 +159,17 @@ def test_a_second_stage_equals_a_run_from_the_first_stages_model(
 
 
 @pytest.mark.usefixtures("no_examples")
-def test_precision_is_fp32_unless_asked_and_each_choice_is_seeded(
+def test_precision_is_bf16_on_a_native_cpu_by_default_and_each_choice_is_seeded(
     reference: Path, tmp_path: Path
 ) -> None:
     def used(folder: Path) -> str:
         return json.loads((folder / "run" / "summary.json").read_text())["args"]["precision"]
 
-    assert used(reference.parent) == "fp32"
     native = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    _train(tmp_path / "auto", "--precision", "auto")
-    assert used(tmp_path / "auto") == native
-    a, b = (_weights(_train(tmp_path / f"bf16-{i}", "--precision", "bf16")) for i in (1, 2))
-    assert all(torch.equal(t, b[k]) for k, t in a.items())  # seeded in bfloat16 too
-    assert not all(torch.equal(t, a[k]) for k, t in _weights(reference).items())
+    assert used(reference.parent) == native  # the default is auto
+    assert loop.pick_precision("auto", torch.device("cuda")) == "fp32"  # no bf16 run on a GPU
+    fp32, bf16 = (_weights(_train(tmp_path / p, "--precision", p)) for p in ("fp32", "bf16"))
+    assert used(tmp_path / "fp32") == "fp32"
+    again = _weights(_train(tmp_path / "bf16-again", "--precision", "bf16"))
+    assert all(torch.equal(t, again[k]) for k, t in bf16.items())  # seeded in bfloat16 too
+    assert not all(torch.equal(t, bf16[k]) for k, t in fp32.items())
