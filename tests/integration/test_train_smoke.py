@@ -145,6 +145,19 @@ def test_init_from_runs_the_relations_phase_alone(reference: Path, tmp_path: Pat
 
 
 @pytest.mark.usefixtures("no_examples")
+def test_phase_3_asks_its_own_question_mixes(reference: Path, tmp_path: Path) -> None:
+    alone = ("--init-from", str(reference))
+    default = _weights(_train(tmp_path / "default", *alone))
+    marks = ("--relation-full-kinds", "mark", "--relation-crop-kinds", "mark")
+    only_marks = _weights(_train(tmp_path / "marks", *alone, *marks))
+    assert not all(torch.equal(t, only_marks[k]) for k, t in default.items())
+    phase_2_marks = _train(
+        tmp_path / "phase-2", *alone, "--full-kinds", "mark", "--crop-kinds", "mark"
+    )
+    _assert_same_weights(tmp_path / "default" / "model", phase_2_marks)  # phase 2's are not used
+
+
+@pytest.mark.usefixtures("no_examples")
 def test_a_second_stage_equals_a_run_from_the_first_stages_model(
     reference: Path, tmp_path: Path
 ) -> None:
