@@ -32,10 +32,7 @@ CROP_KINDS = ("mark", "mark", "mark", "colour", "shape", "exist")  # zoomed-view
 FULL_KINDS_V2 = ("exist", "colour", "shape", "relation") * 2 + ("mark",)
 CROP_KINDS_V2 = ("mark", "mark", "colour", "shape", "shape", "exist")
 # Phase 3's mixes for its non-relation turns: shape twice as often at full view (4 in 11) and
-# more often on crops (3 in 7). With phase 2's mixes, phase 3 in bfloat16 lost full-view shape
-# (run w1: 84 % after phase 2, 79 % after; w2, w3: 81-82 %). The shipped run x1, with these,
-# read 89 % after phase 2 and 85.5 % after (on another CPU: the model card says why that does
-# not isolate the mixes).
+# more often on crops (3 in 7); why, in `relations`' docstring.
 RELATION_FULL_KINDS = ("exist", "colour", "shape", "shape", "relation") * 2 + ("mark",)
 RELATION_CROP_KINDS = ("mark", "mark", "colour", "shape", "shape", "shape", "exist")
 
